@@ -1,0 +1,200 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { ConfigError } from './errors';
+import * as m0001 from './migrations/0001_initial';
+
+export type Db = Knex;
+export type Trx = Knex.Transaction;
+export type DbOrTrx = Knex | Knex.Transaction;
+
+/** Migrations in order; numbered, forward-only. Add new ones at the end. */
+const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [['0001_initial', m0001]];
+
+const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => MIGRATIONS.map(([name]) => name),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => {
+    const found = MIGRATIONS.find(([n]) => n === name);
+    if (!found) throw new Error(`unknown migration ${name}`);
+    return { up: found[1].up, down: async () => { throw new Error('migrations are forward-only'); } };
+  },
+};
+
+export interface ParsedDbUrl {
+  kind: 'sqlite' | 'mysql';
+  /** sqlite: file path or ':memory:' */
+  filename?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  params?: Record<string, string>;
+}
+
+/** Parse `sqlite:///abs/path.sqlite`, `sqlite://rel/path.sqlite`, `sqlite::memory:` or `mysql://user:pw@host:port/db`. */
+export function parseDbUrl(url: string): ParsedDbUrl {
+  if (url === 'sqlite::memory:' || url === 'sqlite://:memory:') return { kind: 'sqlite', filename: ':memory:' };
+  if (url.startsWith('sqlite://')) {
+    const rest = url.slice('sqlite://'.length);
+    if (!rest) throw new ConfigError('[db] url: sqlite URL has no path (use sqlite:///abs/path/firn.sqlite)');
+    return { kind: 'sqlite', filename: decodeURIComponent(rest) };
+  }
+  if (url.startsWith('mysql://') || url.startsWith('mariadb://')) {
+    let u: URL;
+    try {
+      u = new URL(url.replace(/^mariadb:/, 'mysql:'));
+    } catch {
+      throw new ConfigError(`[db] url: not a valid URL`);
+    }
+    const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    const params: Record<string, string> = {};
+    u.searchParams.forEach((v, k) => (params[k] = v));
+    return {
+      kind: 'mysql',
+      host: u.hostname || '127.0.0.1',
+      port: u.port ? Number(u.port) : 3306,
+      user: decodeURIComponent(u.username || 'root'),
+      password: decodeURIComponent(u.password || ''),
+      database: database || undefined,
+      params,
+    };
+  }
+  throw new ConfigError(`[db] url must start with sqlite:// or mysql://, got ${JSON.stringify(url.split(':')[0] + ':…')}`);
+}
+
+/** The URL with any password replaced, for logs and messages. */
+export function redactDbUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
+
+export interface OpenDbOptions {
+  /** Pool size for MySQL (default 10). */
+  poolMax?: number;
+}
+
+/** Open a knex instance for the URL (does not migrate). */
+export function openDb(url: string, options: OpenDbOptions = {}): Db {
+  const p = parseDbUrl(url);
+  if (p.kind === 'sqlite') {
+    const filename = p.filename!;
+    if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+    return knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename },
+      useNullAsDefault: true,
+      // One connection: better-sqlite3 is synchronous, and a single writer avoids SQLITE_BUSY
+      // between transactions of the same process. Other processes wait on busy_timeout.
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate: (conn: { pragma(s: string): unknown }, done: (err: Error | null, c: unknown) => void) => {
+          try {
+            conn.pragma('journal_mode = WAL');
+            conn.pragma('busy_timeout = 15000');
+            conn.pragma('synchronous = NORMAL');
+            conn.pragma('foreign_keys = ON');
+            done(null, conn);
+          } catch (e) {
+            done(e as Error, conn);
+          }
+        },
+      },
+    });
+  }
+  if (!p.database) throw new ConfigError('[db] url: a mysql URL must name the database (mysql://user:pw@host:port/DB)');
+  return knexFactory({
+    client: 'mysql2',
+    connection: {
+      host: p.host,
+      port: p.port,
+      user: p.user,
+      password: p.password,
+      database: p.database,
+      charset: 'utf8mb4',
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      timezone: 'Z',
+      ...(p.params?.ssl === 'true' ? { ssl: {} } : {}),
+    },
+    pool: { min: 0, max: options.poolMax ?? 10 },
+  });
+}
+
+export function isMysql(db: DbOrTrx): boolean {
+  return db.client.config.client === 'mysql2';
+}
+
+/** Create the MySQL database named in the URL if it does not exist (no-op for SQLite). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const p = parseDbUrl(url);
+  if (p.kind !== 'mysql') return;
+  const admin = knexFactory({
+    client: 'mysql2',
+    connection: { host: p.host, port: p.port, user: p.user, password: p.password },
+    pool: { min: 0, max: 1 },
+  });
+  try {
+    await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_bin', [p.database!]);
+  } finally {
+    await admin.destroy();
+  }
+}
+
+/** Apply pending migrations under knex's migration lock (two daemons starting together are safe). */
+export async function migrate(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource, tableName: 'knex_migrations' })) as [number, string[]];
+  return applied;
+}
+
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+}
+export async function migrationStatus(db: Db): Promise<MigrationStatus> {
+  const [completed, pending] = (await db.migrate.list({ migrationSource, tableName: 'knex_migrations' })) as [
+    Array<{ name: string } | string>,
+    Array<{ file: string } | string>,
+  ];
+  const name = (x: unknown) => (typeof x === 'string' ? x : ((x as { name?: string; file?: string }).name ?? (x as { file: string }).file));
+  return { applied: completed.map(name), pending: pending.map(name) };
+}
+
+/** Open and migrate (creating the MySQL database if needed). */
+export async function connect(url: string, options: OpenDbOptions = {}): Promise<Db> {
+  await ensureDatabase(url);
+  const db = openDb(url, options);
+  await migrate(db);
+  return db;
+}
+
+/** All tables of the schema, in creation order. */
+export const TABLES = [
+  'user', 'token', 'grid', 'dataset', 'steering_parameter', 'metaproject', 'task_rel', 'task_rel_dep', 'tray',
+  'module', 'cparameter', 'dataset_grid', 'run', 'job', 'task', 'file', 'task_stat', 'dataset_stat', 'task_log',
+  'node', 'history',
+] as const;
+
+export const now = (): number => Date.now();
+
+/** Split an array into chunks (for multi-row statements under the engines' placeholder limits). */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Retry a transaction body on MySQL deadlocks / lock wait timeouts (the loser of a race). */
+export async function withTransaction<T>(db: Db, fn: (trx: Trx) => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await db.transaction(fn);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const retryable = code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT' || code === 'SQLITE_BUSY';
+      if (!retryable || i >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 10 * i + Math.random() * 20));
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import type { Executor } from '@firn/core';
+
+/** Resource requirements of one task, after defaults. memory and disk in MB, time in minutes. */
+export interface Requirements {
+  cpu: number;
+  gpu: number;
+  memory: number;
+  disk: number;
+  time: number;
+  site?: string | null;
+}
+
+/** One task handed to a plugin for submission. */
+export interface SubmitTask {
+  taskId: number;
+  datasetId: number;
+  jobIndex: number;
+  taskName: string;
+  requirements: Requirements;
+  /** Absolute path (on the submit host) of the file holding this task's passkey, mode 0600. */
+  passkeyFile: string;
+  /** Directory (on the submit host) reserved for this task's script, logs and outputs of the batch system. */
+  taskDir: string;
+}
+
+/** A group of tasks with identical requirements, submitted as one batch submission (array) where possible. */
+export interface SubmitBatch {
+  tasks: SubmitTask[];
+  /** Directory (on the submit host) for this submission's files. */
+  dir: string;
+}
+
+/** What a plugin needs from the daemon's configuration. */
+export interface PluginOptions {
+  grid: string;
+  /** URL of firn-mon that pilots report to. */
+  monUrl: string;
+  /** Command that runs the pilot on a worker node, e.g. `node /opt/firn/firn-pilot.js` or `/opt/firn/firn-pilot`. */
+  pilotCommand: string;
+  /** Scratch directory on the worker node ('' = batch system default / $TMPDIR). */
+  scratch?: string;
+  /** Variables exported in every job ([environment] section). */
+  environment: Record<string, string>;
+  /** Plugin-specific options: partition, queue, account, extra directives (one per line), … */
+  partition?: string;
+  queue?: string;
+  account?: string;
+  extraDirectives?: string[];
+  /** Maximum number of concurrently running local processes (local plugin). */
+  concurrency?: number;
+}
+
+/** Result of a submission: the batch id of each task (e.g. `1234_5` for an array element). */
+export interface SubmitResult {
+  /** taskId → batch id */
+  batchIds: Map<number, string>;
+}
+
+/** Coarse state of a batch job as the batch system reports it. */
+export const BatchState = {
+  QUEUED: 'QUEUED',
+  RUNNING: 'RUNNING',
+  /** Finished with exit code 0 (the pilot will have reported; nothing to do). */
+  COMPLETED: 'COMPLETED',
+  /** Finished non-zero, node failure, out of memory, timeout … */
+  FAILED: 'FAILED',
+  /** Cancelled / removed / preempted. */
+  CANCELLED: 'CANCELLED',
+  /** Not known to the batch system (any more). */
+  UNKNOWN: 'UNKNOWN',
+} as const;
+export type BatchState = (typeof BatchState)[keyof typeof BatchState];
+
+export interface BatchJobStatus {
+  batchId: string;
+  state: BatchState;
+  /** The batch system's own state word (e.g. `PD`, `qw`, `OUT_OF_MEMORY`). */
+  rawState: string;
+  /** Reason for failure / cancellation, in the batch system's words, when known. */
+  reason?: string;
+  exitCode?: number;
+  /** The job name (carries the task id: `firn-<taskId>`), when the system reports it. */
+  name?: string;
+}
+
+/** A batch job of this grid found by listing the queue (used to adopt or remove orphans). */
+export interface ListedJob {
+  batchId: string;
+  name: string;
+  state: BatchState;
+}
+
+/**
+ * The batch-system plugin interface (names after the IceProd paper).
+ * Implementations shell out through an Executor and parse output with pure functions.
+ */
+export interface BatchPlugin {
+  readonly name: string;
+  /** Write the submit script(s) for the batch; returns the path of the script to submit. */
+  writeConfig(batch: SubmitBatch): Promise<string>;
+  /** Submit the script written by writeConfig; throws BatchSystemError with the tool's message on failure. */
+  submit(batch: SubmitBatch, scriptPath: string): Promise<SubmitResult>;
+  /** Status of each given batch id; ids the system no longer knows come back as UNKNOWN. */
+  checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>>;
+  /** Cancel batch jobs; unknown ids are not an error. */
+  remove(batchIds: string[]): Promise<void>;
+  /** Every Firn job in this batch queue (job names `firn-<taskId>`), to find orphans to adopt. */
+  listJobs(): Promise<ListedJob[]>;
+  /**
+   * Remove every Firn job in the queue for which `keep` answers false (its task is no
+   * longer active: suspended, reset, obsolete, unknown). Returns the jobs removed.
+   */
+  cleanQ(keep: (job: ListedJob, taskId: number) => boolean): Promise<ListedJob[]>;
+  close?(): Promise<void>;
+}
+
+/** Job name carrying the task id, so a restarted daemon can find what it submitted. */
+export function jobNameFor(taskId: number): string {
+  return `firn-${taskId}`;
+}
+export function taskIdFromJobName(name: string): number | null {
+  const m = /^firn-(\d+)$/.exec(name.trim());
+  return m ? Number(m[1]) : null;
+}

@@ -33,6 +33,7 @@ apt_install() {
   local need=() p
   for p in "$@"; do installed "$p" || need+=("$p"); done
   ((${#need[@]})) || return 0
+  debconf_preseed "${need[@]}"
   mkdir -p "$FIRN_STATE"
   local stamp=$FIRN_STATE/apt-updated
   if [ -z "$(find "$stamp" -mmin -360 2>/dev/null)" ]; then
@@ -49,17 +50,48 @@ apt_install() {
   sort -u -o "$FIRN_STATE/installed-packages" "$FIRN_STATE/installed-packages"
 }
 
+# Answers for the packages that would otherwise ask (DEBIAN_FRONTEND=noninteractive takes
+# the defaults, which are wrong for these two):
+#  * slapd: no_configuration=true -> the postinst builds no cn=config and no dc=nodomain
+#    directory; start-slapd.sh runs its own slapd.conf.
+#  * gridengine-*: let the postinst create cell "default" with master "localhost"
+#    (see start-sge.sh for why the host is called localhost).
+debconf_preseed() {
+  local p q
+  for p in "$@"; do
+    case "$p" in
+      slapd) echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections ;;
+      gridengine-*)
+        for q in gridengine-common gridengine-master gridengine-exec gridengine-client; do
+          printf '%s shared/gridengineconfig boolean true\n%s shared/gridenginecell string default\n%s shared/gridenginemaster string localhost\n' \
+            "$q" "$q" "$q" | debconf-set-selections
+        done ;;
+    esac
+  done
+}
+
 # remember that we started a daemon (teardown.sh only stops those)
 mark_started() { mkdir -p "$FIRN_STATE/started"; touch "$FIRN_STATE/started/$1"; }
 
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# running: the pid exists and is not a zombie. (PID 1 on these machines is not an init
+# that reaps promptly: a daemon that exited can linger as a zombie for a few seconds.)
+pid_running() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+alive() { [ -s "$1" ] && pid_running "$(cat "$1")"; }
 
-# stop_pidfile FILE: TERM the pid in FILE (a daemon of ours), wait up to 10 s
+# wait_gone PID [SECONDS]: wait until PID has exited (default 15 s)
+wait_gone() {
+  local n=$(( ${2:-15} * 10 ))
+  for _ in $(seq "$n"); do pid_running "$1" || return 0; sleep 0.1; done
+  return 1
+}
+
+# stop_pidfile FILE: TERM the pid in FILE (a daemon of ours), KILL it after 15 s
 stop_pidfile() {
   alive "$1" || return 0
   local p; p=$(cat "$1"); kill "$p" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  wait_gone "$p" 15 && return 0
   log "pid $p ($1) did not stop on TERM, sending KILL"; kill -9 "$p" 2>/dev/null || true
+  wait_gone "$p" 5
 }
 
 # wait_until SECONDS CMD...: poll CMD every 0.2 s until it succeeds

@@ -12,7 +12,7 @@
 # this script needs (start-all.sh installs everything in one apt-get run).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 PKGS=(mariadb-server mariadb-client)
 if [ "${1:-}" = --packages ]; then

@@ -19,7 +19,7 @@
 # `--packages` prints the Debian packages this script needs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 PKGS=(gridengine-master gridengine-exec gridengine-client)
 if [ "${1:-}" = --packages ]; then echo "${PKGS[*]}"; exit 0; fi
@@ -33,17 +33,12 @@ EPID=/var/run/gridengine/execd.pid
 WORK=$FIRN_STATE/sge
 SLOTS=${SGE_SLOTS:-$(( $(nproc) > 8 ? $(nproc) : 8 ))}
 
-# --- 1. preseed debconf (the postinst then runs init_cluster for cell "default"), install
+# --- 1. install (preseeded: the postinst then runs init_cluster for cell "default")
 had_torque=0; installed slurm-wlm-torque && had_torque=1
-need=0; for p in "${PKGS[@]}"; do installed "$p" || need=1; done
-if ((need)); then
-  for p in gridengine-common gridengine-master gridengine-exec gridengine-client; do
-    printf '%s shared/gridengineconfig boolean true\n%s shared/gridenginecell string default\n%s shared/gridenginemaster string %s\n' \
-      "$p" "$p" "$p" "$SGEH" | debconf-set-selections
-  done
-  ((had_torque)) && log "NOTE: installing gridengine-client removes slurm-wlm-torque (both own /usr/bin/qsub)"
-  apt_install "${PKGS[@]}"
+if ! installed gridengine-client && ((had_torque)); then
+  log "NOTE: installing gridengine-client removes slurm-wlm-torque (both own /usr/bin/qsub)"
 fi
+apt_install "${PKGS[@]}"       # debconf answers: see debconf_preseed in lib.sh
 
 # --- 2. cell files; run init_cluster if the postinst did not ------------------------------
 if [ ! -e /var/spool/gridengine/spooldb/sge ]; then
@@ -76,13 +71,15 @@ if grep -qE '^min_(u|g)id +[1-9]|flush_time=00:00:(0[2-9]|[1-5][0-9])' global; t
   alive "$EPID" && { log "global config changed: restarting sge_execd"; stop_pidfile "$EPID"; }
 fi
 # scheduler: 1 s interval, start/finish triggers a run, no load adjustment
-qconf -ssconf > sched
-sed -i -E 's/^(schedule_interval +).*/\10:0:1/; s/^(flush_submit_sec +).*/\11/; s/^(flush_finish_sec +).*/\11/; s/^(job_load_adjustments +).*/\1NONE/; s/^(load_adjustment_decay_time +).*/\10:0:0/' sched
-qconf -Msconf sched >/dev/null 2>&1 || true
+# (each qconf call costs ~60 ms: only write what differs, so a warm run stays fast)
+qconf -ssconf > sched.old
+sed -E 's/^(schedule_interval +).*/\10:0:1/; s/^(flush_submit_sec +).*/\11/; s/^(flush_finish_sec +).*/\11/; s/^(job_load_adjustments +).*/\1NONE/; s/^(load_adjustment_decay_time +).*/\10:0:0/' sched.old > sched
+cmp -s sched sched.old || qconf -Msconf sched >/dev/null 2>&1 || true
 qconf -ss 2>/dev/null | grep -qx "$SGEH" || qconf -as "$SGEH" >/dev/null 2>&1
 # parallel environments: the default queue template refers to make/smp/mpi
+pes=$(qconf -spl 2>/dev/null || true)
 for pe in /usr/share/gridengine/util/resources/pe/*; do
-  qconf -sp "$(basename "$pe")" >/dev/null 2>&1 || qconf -Ap "$pe" >/dev/null 2>&1 || true
+  grep -qx "$(basename "$pe")" <<<"$pes" || qconf -Ap "$pe" >/dev/null 2>&1 || true
 done
 if ! qconf -shgrp @allhosts >/dev/null 2>&1; then
   printf 'group_name @allhosts\nhostlist %s\n' "$SGEH" > allhosts
@@ -94,12 +91,17 @@ cat > edit-queue <<EOF
 sed -i -E 's/^(hostlist +).*/\1@allhosts/; s/^(slots +).*/\1$SLOTS/; s/^(load_thresholds +).*/\1NONE/; s/^(shell +).*/\1\/bin\/bash/' "\$1"
 EOF
 chmod +x edit-queue
+queue_ok() {
+  local q; q=$(qconf -sq all.q 2>/dev/null) || return 1
+  grep -qE "^hostlist +@allhosts\$" <<<"$q" && grep -qE "^slots +$SLOTS\$" <<<"$q" \
+    && grep -qE '^load_thresholds +NONE$' <<<"$q" && grep -qE '^shell +/bin/bash$' <<<"$q"
+}
 if ! qconf -sq all.q >/dev/null 2>&1; then
   EDITOR="$WORK/edit-queue" qconf -aq all.q >/dev/null 2>&1
-else
-  EDITOR="$WORK/edit-queue" qconf -mq all.q >/dev/null 2>&1 || true   # "not modified" is fine
+elif ! queue_ok; then
+  EDITOR="$WORK/edit-queue" qconf -mq all.q >/dev/null 2>&1 || true
 fi
-qconf -sq all.q | grep -qE "^slots +$SLOTS\$" || die "queue all.q was not configured"
+queue_ok || die "queue all.q was not configured: $(qconf -sq all.q 2>&1 | grep -E '^(hostlist|slots|load_thresholds|shell) ')"
 
 # --- 5. execd (after the min_uid change: execd caches the global config it read at start)
 if ! alive "$EPID"; then

@@ -21,7 +21,7 @@
 # `--packages` prints the Debian packages this script needs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 SLURM_DBD=${SLURM_DBD:-0}
 DBD_PASS=${DBD_PASS:-slurmdbpass}
@@ -109,6 +109,11 @@ AccountingStorageHost=localhost
 AccountingStoragePort=6819"
 else
   ACCT="AccountingStorageType=accounting_storage/none"
+  # switched back from SLURM_DBD=1: stop the slurmdbd we started, nothing talks to it now
+  if [ -e "$FIRN_STATE/started/slurmdbd" ]; then
+    alive /run/slurmdbd.pid && { log "stopping slurmdbd (SLURM_DBD=0)"; stop_pidfile /run/slurmdbd.pid; }
+    rm -f "$FIRN_STATE/started/slurmdbd"
+  fi
 fi
 
 # --- 4. slurm.conf ------------------------------------------------------------------------
@@ -202,7 +207,7 @@ fi
 
 ver=$(sinfo --version | awk '{print $2}')
 write_env "$FIRN_ETC/slurm.env" \
-  "SLURM_AVAILABLE=yes" "SLURM_VERSION=$ver" "SLURM_CLUSTER=firn" "SLURM_PARTITION=debug" \
+  "SLURM_VERSION=$ver" "SLURM_CLUSTER=firn" "SLURM_PARTITION=debug" \
   "SLURM_NODE=$HOST" "SLURM_CPUS=$CPUS" "SLURM_BIN=/usr/bin" \
   "SLURM_ACCOUNTING=$([ "$SLURM_DBD" = 1 ] && echo slurmdbd || echo jobcomp)" \
   "SLURM_JOBCOMP_LOG=/var/log/slurm/jobcomp.log" \

@@ -11,10 +11,10 @@
 #  * /etc/firn-test/ssh.env: SSH_HOST SSH_PORT SSH_USER SSH_KEY (+ SSH_KNOWN_HOSTS)
 #
 # Idempotent: reuses user, keys and host key; starts sshd only if its pid is not alive,
-# else sends it HUP to re-read the config. `--packages` prints the Debian packages needed.
+# else sends it HUP if its config changed. `--packages` prints the Debian packages needed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 PKGS=(openssh-server openssh-client)
 if [ "${1:-}" = --packages ]; then echo "${PKGS[*]}"; exit 0; fi
@@ -74,12 +74,15 @@ MaxSessions 50
 LogLevel INFO
 EOF
 )
-write_if_changed "$D/sshd_config" "$CONF" || true
+changed=0; write_if_changed "$D/sshd_config" "$CONF" && changed=1
 /usr/sbin/sshd -t -f "$D/sshd_config" || die "sshd -t rejected $D/sshd_config"
 
 if alive "$PIDFILE"; then
-  kill -HUP "$(cat "$PIDFILE")"        # re-read the config (sshd re-execs itself, same pid)
-  sleep 0.2
+  if ((changed)); then
+    log "sshd_config changed: HUP"
+    kill -HUP "$(cat "$PIDFILE")"      # re-read the config (sshd re-execs itself, same pid)
+    sleep 0.3
+  fi
 else
   port_open 127.0.0.1 "$PORT" && die "127.0.0.1:$PORT is taken by another process"
   log "starting sshd on 127.0.0.1:$PORT"

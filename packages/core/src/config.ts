@@ -23,6 +23,7 @@ export interface QueueSection {
 export interface DhSection {
   schedule: string; heartbeat_timeout: number; transfer_retries: number; retention_days: number; completion_hook?: string;
   blackhole_window: number; blackhole_threshold: number; blackhole_cooldown: number; batch_size: number;
+  ssh_key?: string; ssh_known_hosts?: string;
 }
 export interface SystemSection { scratch?: string; download?: string; site_temp?: string; pilot?: string; data?: string }
 export interface LogSection { level: 'error' | 'warn' | 'info' | 'debug'; format: 'json' | 'text' | 'auto'; file?: string }
@@ -153,6 +154,8 @@ export function loadConfig(options: LoadConfigOptions = {}): FirnConfig {
     cfg.mon.tls_cert = resolve(cfg.mon.tls_cert);
     cfg.mon.tls_key = resolve(cfg.mon.tls_key);
     cfg.queue.ssh_key = resolve(cfg.queue.ssh_key);
+    cfg.dh.ssh_key = resolve(cfg.dh.ssh_key);
+    cfg.dh.ssh_known_hosts = resolve(cfg.dh.ssh_known_hosts);
     if (cfg.db.url.startsWith('sqlite://') && !cfg.db.url.startsWith('sqlite:///') && !cfg.db.url.includes(':memory:')) {
       cfg.db.url = `sqlite://${path.resolve(base, cfg.db.url.slice('sqlite://'.length))}`;
     }

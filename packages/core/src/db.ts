@@ -143,9 +143,21 @@ export async function ensureDatabase(url: string): Promise<void> {
 }
 
 /** Apply pending migrations under knex's migration lock (two daemons starting together are safe). */
-export async function migrate(db: Db): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource, tableName: 'knex_migrations' })) as [number, string[]];
-  return applied;
+export async function migrate(db: Db, timeoutMs = 60_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [, applied] = (await db.migrate.latest({ migrationSource, tableName: 'knex_migrations' })) as [number, string[]];
+      return applied;
+    } catch (e) {
+      // Another process holds the migration lock (or SQLite is busy creating it): wait for it
+      // to finish, then look again — its migrations will then be applied.
+      const err = e as { name?: string; code?: string; message?: string };
+      const locked = err.name === 'MigrationLocked' || err.code === 'SQLITE_BUSY' || /database is locked|ER_LOCK_DEADLOCK|ER_TABLE_EXISTS|already exists/.test(err.message ?? '');
+      if (!locked || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 25 * attempt) + Math.random() * 50));
+    }
+  }
 }
 
 export interface MigrationStatus {
@@ -165,7 +177,12 @@ export async function migrationStatus(db: Db): Promise<MigrationStatus> {
 export async function connect(url: string, options: OpenDbOptions = {}): Promise<Db> {
   await ensureDatabase(url);
   const db = openDb(url, options);
-  await migrate(db);
+  try {
+    await migrate(db);
+  } catch (e) {
+    await db.destroy();
+    throw e;
+  }
   return db;
 }
 

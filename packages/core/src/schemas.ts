@@ -95,7 +95,7 @@ export function ajvIssues(errors: ErrorObject[] | null | undefined, data: unknow
         message = 'is not an allowed property';
         break;
       case 'type':
-        message = `must be ${(e.params as { type: string }).type.replace(',', ' or ')}, got ${describe(valueAt(data, e.instancePath))}`;
+        message = `must be ${([] as string[]).concat((e.params as { type: string | string[] }).type).join(' or ').replace(',', ' or ')}, got ${describe(valueAt(data, e.instancePath))}`;
         break;
       case 'enum':
         message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(valueAt(data, e.instancePath))}`;

@@ -70,7 +70,9 @@ export const TRANSITIONS: readonly TransitionRule[] = [
   { from: [S.COPYING], to: S.ERROR, by: ['dh'] },
   { from: [S.COPIED], to: S.OK, by: ['dh'] },
   { from: [S.ERROR, S.EVICTED], to: S.RESET, by: ['core'] },
-  { from: [S.ERROR], to: S.FAILED, by: ['core'] },
+  // EVICTED → FAILED is not in the paper's table: a task evicted max_evictions times fails
+  // (without it EVICTED could only ever be reset). Documented in docs/architecture.md.
+  { from: [S.ERROR, S.EVICTED], to: S.FAILED, by: ['core'] },
   { from: [S.RESET], to: S.WAITING, by: ['core'] },
   // Not in the paper's table: a reset task whose dependencies are not all OK waits in IDLE
   // (e.g. a whole job reset). Documented in docs/architecture.md.

@@ -48,6 +48,18 @@ export interface PluginOptions {
   extraDirectives?: string[];
   /** Maximum number of concurrently running local processes (local plugin). */
   concurrency?: number;
+  /**
+   * The daemon's `[queue] submit_dir` on the submit host. The local plugin keeps its job
+   * registry under `<submitDir>/.firn-local/` so that a restarted daemon still finds
+   * (and can kill) the processes it started; required by the local plugin only.
+   */
+  submitDir?: string;
+  /** Directory holding the batch system's commands (default: looked up on PATH), e.g. `/opt/slurm-torque/usr/bin`. */
+  binDir?: string;
+  /** SGE parallel environment used to request more than one slot (`-pe <name> <cpus>`); without it SGE jobs get one slot. */
+  parallelEnvironment?: string;
+  /** Largest array index the batch system accepts (Slurm MaxArraySize − 1, SGE max_aj_tasks); default 1000. */
+  maxArrayIndex?: number;
 }
 
 /** Result of a submission: the batch id of each task (e.g. `1234_5` for an array element). */

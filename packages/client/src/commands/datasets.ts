@@ -1,0 +1,298 @@
+import fs from 'node:fs';
+import { Option, type Command } from 'commander';
+import { RpcError, RpcErrorCode } from '@firn/core';
+import { call, contextOf, datasetId, globals, output, parseIntArg, parseTarget, print, readJsonFile } from '../context';
+import { CliError, ExitCode } from '../exit-codes';
+import { countBars, num, table, time } from '../output';
+
+interface DatasetInfo {
+  id: number; description: string; type: string; status: string; priority: number; owner: string | null;
+  jobs_submitted: number; tasks_per_job: number; created_at: number; grids?: string[]; config_hash?: string;
+}
+interface StatusResult { status: string; tasks: Record<string, number>; jobs: Record<string, number> }
+interface ControlResult { dataset_id: number; job_index?: number; status: string; changed: number; waiting: number; idle: number }
+
+const DATASET_STATUSES = ['PROCESSING', 'SUSPENDED', 'COMPLETE', 'ERRORS', 'OBSOLETE', 'DELETED'];
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Config issues come back under /params/config: show them as paths in the file. */
+export function configIssueLines(e: unknown): string[] {
+  if (!(e instanceof RpcError) || e.code !== RpcErrorCode.INVALID_PARAMS) return [];
+  const issues = (e.data as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues ?? [];
+  return issues.map((i) => `  ${i.path.replace(/^\/params\/config(?=\/|$)/, '') || '/'}: ${i.message}`);
+}
+
+export function renderStatus(id: number, s: StatusResult): string {
+  return `dataset ${id}: ${s.status}\n${countBars('tasks', s.tasks)}${countBars('jobs', s.jobs)}`;
+}
+
+function controlLine(verb: string, r: ControlResult): string {
+  const where = r.job_index === undefined ? `dataset ${r.dataset_id}` : `job ${r.dataset_id}.${r.job_index}`;
+  const settled = r.waiting + r.idle > 0 ? ` (${r.waiting} waiting, ${r.idle} idle)` : '';
+  return `${where} ${verb}: ${r.changed} tasks${settled}; now ${r.status}`;
+}
+
+function requirementOptions(cmd: Command): Command {
+  return cmd
+    .option('--cpu <n>', 'new CPU cores for the reset tasks', parseIntArg('--cpu', 1))
+    .option('--gpu <n>', 'new GPUs', parseIntArg('--gpu', 0))
+    .option('--memory <mb>', 'new memory, MB', parseIntArg('--memory', 1))
+    .option('--disk <mb>', 'new disk, MB', parseIntArg('--disk', 1))
+    .option('--time <min>', 'new wall time, minutes', parseIntArg('--time', 1))
+    .option('--site <name>', 'run only at this site');
+}
+
+const sleep = (ms: number, interrupted?: Promise<void>) =>
+  Promise.race([new Promise<void>((r) => setTimeout(r, ms).unref()), interrupted ?? new Promise<void>(() => undefined)]);
+
+export function register(program: Command): void {
+  program
+    .command('submit')
+    .description('validate a dataset config (JSON) and submit it')
+    .argument('<file>', 'dataset config file')
+    .option('-n, --jobs <n>', 'number of jobs (0: offline dataset, jobs added later with add-jobs)', parseIntArg('--jobs', 0))
+    .option('-g, --grid <name>', 'a grid that may run it (repeat for several)', collect)
+    .option('-p, --priority <p>', 'priority, higher first', parseIntArg('--priority', -1000000))
+    .option('-d, --description <text>', 'description (default: the config\'s)')
+    .addOption(new Option('--type <type>', 'dataset type (default: the config\'s)').choices(['simulation', 'offline']))
+    .action(async (file: string, opts: { jobs?: number; grid?: string[]; priority?: number; description?: string; type?: string }, cmd: Command) => {
+      const config = readJsonFile(file);
+      const params: Record<string, unknown> = { config };
+      if (opts.jobs !== undefined) params.jobs = opts.jobs;
+      if (opts.grid) params.grids = opts.grid;
+      if (opts.priority !== undefined) params.priority = opts.priority;
+      if (opts.description !== undefined) params.description = opts.description;
+      if (opts.type !== undefined) params.type = opts.type;
+      let r: { dataset_id: number; jobs: number; tasks: number };
+      try {
+        r = await call(cmd, 'dataset.submit', params);
+      } catch (e) {
+        const lines = configIssueLines(e);
+        if (lines.length) throw new CliError(`${file}: the dataset config is invalid`, ExitCode.ERROR, lines);
+        throw e;
+      }
+      output(cmd, r, () => `submitted dataset ${r.dataset_id}: ${r.jobs} jobs, ${r.tasks} tasks`);
+    });
+
+  program
+    .command('ls')
+    .description('list datasets, newest first')
+    .addOption(new Option('-s, --status <status>', 'only datasets in this status').choices(DATASET_STATUSES))
+    .option('--owner <user>', 'only datasets of this user')
+    .option('--limit <n>', 'at most this many', parseIntArg('--limit', 1), 100)
+    .action(async (opts: { status?: string; owner?: string; limit: number }, cmd: Command) => {
+      const params: Record<string, unknown> = { limit: opts.limit };
+      if (opts.status) params.status = opts.status;
+      if (opts.owner) params.owner = opts.owner;
+      const { datasets } = await call<{ datasets: DatasetInfo[] }>(cmd, 'dataset.list', params);
+      output(cmd, datasets, () =>
+        table(['ID', 'STATUS', 'PRIO', 'TYPE', 'JOBS', 'TASKS/JOB', 'OWNER', 'CREATED', 'DESCRIPTION'],
+          datasets.map((d) => [d.id, d.status, d.priority, d.type, d.jobs_submitted, d.tasks_per_job, d.owner ?? '', time(d.created_at), d.description.slice(0, 60)])));
+    });
+
+  program
+    .command('status')
+    .description('task and job counts per state, with progress bars')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .option('-w, --watch', 'refresh until the dataset stops processing (Ctrl-C to stop)')
+    .option('--interval <seconds>', 'refresh interval with --watch', parseIntArg('--interval', 1), 5)
+    .action(async (id: number, opts: { watch?: boolean; interval: number }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const json = Boolean(globals(cmd).json);
+      const tty = Boolean(ctx.io.stdout.isTTY) && !json;
+      let previous = '';
+      let lines = 0;
+      let stop = false;
+      void ctx.interrupted?.then(() => (stop = true));
+      for (;;) {
+        const s = await call<StatusResult>(cmd, 'dataset.status', { dataset_id: id });
+        const text = json ? JSON.stringify(s) : renderStatus(id, s);
+        if (!opts.watch) {
+          output(cmd, s, () => text);
+          return;
+        }
+        if (text !== previous) {
+          if (tty && lines > 0) ctx.io.stdout.write(`\x1b[${lines}A\x1b[J`);
+          print(cmd, text);
+          lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
+          previous = text;
+        }
+        if (s.status !== 'PROCESSING' || stop) return;
+        await sleep(opts.interval * 1000, ctx.interrupted);
+        if (stop) return;
+      }
+    });
+
+  program
+    .command('config')
+    .description('download the dataset config exactly as submitted')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .option('-o, --output <file>', 'write it to this file instead of stdout')
+    .action(async (id: number, opts: { output?: string }, cmd: Command) => {
+      const r = await call<{ config: unknown; config_hash: string }>(cmd, 'dataset.config', { dataset_id: id });
+      const text = JSON.stringify(r.config, null, 2) + '\n';
+      if (opts.output) {
+        fs.writeFileSync(opts.output, text);
+        print(cmd, `wrote ${opts.output} (sha256 of canonical JSON ${r.config_hash})`);
+      } else contextOf(cmd).io.stdout.write(text);
+    });
+
+  program
+    .command('show')
+    .description('one dataset: owner, status, grids, retry policy')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .action(async (id: number, _opts: unknown, cmd: Command) => {
+      const { dataset: d } = await call<{ dataset: DatasetInfo & { retry: unknown } }>(cmd, 'dataset.get', { dataset_id: id });
+      output(cmd, d, () =>
+        [
+          `dataset ${d.id}: ${d.status} (${d.type})`, `description: ${d.description}`, `owner: ${d.owner ?? ''}`,
+          `priority: ${d.priority}`, `jobs: ${d.jobs_submitted} × ${d.tasks_per_job} tasks`, `grids: ${(d.grids ?? []).join(', ') || '(none)'}`,
+          `created: ${time(d.created_at)}`, `config sha256: ${d.config_hash ?? ''}`, `retry: ${JSON.stringify(d.retry)}`,
+        ].join('\n'));
+    });
+
+  for (const [name, verb, describe] of [
+    ['suspend', 'suspended', 'suspend a dataset or one job (every task not OK/FAILED)'],
+    ['resume', 'resumed', 'resume a suspended dataset or job'],
+    ['reset', 'reset', 'retry the FAILED, ERROR and SUSPENDED tasks of a dataset or job'],
+  ] as const) {
+    const c = program
+      .command(name)
+      .description(describe)
+      .argument('<target>', 'DATASET or DATASET.JOB', parseTarget)
+      .option('-r, --reason <text>', 'why (kept in history)');
+    if (name === 'reset') {
+      c.option('--include-ok', 'also reset OK tasks (admin only)');
+      requirementOptions(c);
+    }
+    c.action(async (target: { dataset: number; job?: number }, opts: Record<string, unknown>, cmd: Command) => {
+      const params: Record<string, unknown> = { dataset_id: target.dataset };
+      if (opts.reason) params.reason = opts.reason;
+      if (opts.includeOk) params.include_ok = true;
+      const req: Record<string, unknown> = {};
+      for (const k of ['cpu', 'gpu', 'memory', 'disk', 'time', 'site']) if (opts[k] !== undefined) req[k] = opts[k];
+      if (Object.keys(req).length) {
+        if (target.job === undefined) throw new CliError('new requirements apply to one job: use DATASET.JOB', ExitCode.USAGE);
+        params.requirements = req;
+      }
+      let method = `dataset.${name}`;
+      if (target.job !== undefined) {
+        method = `job.${name}`;
+        params.job_index = target.job;
+      }
+      const r = await call<ControlResult>(cmd, method, params);
+      output(cmd, r, () => controlLine(verb, r));
+    });
+  }
+
+  program
+    .command('obsolete')
+    .description('retire a dataset: suspend what is unfinished and never schedule it again')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .option('-r, --reason <text>', 'why (kept in history)')
+    .action(async (id: number, opts: { reason?: string }, cmd: Command) => {
+      const r = await call<ControlResult>(cmd, 'dataset.obsolete', { dataset_id: id, ...(opts.reason ? { reason: opts.reason } : {}) });
+      output(cmd, r, () => controlLine('made obsolete', r));
+    });
+
+  program
+    .command('priority')
+    .description('set a dataset\'s priority (higher runs first)')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .argument('<priority>', 'new priority', parseIntArg('priority', -1000000))
+    .action(async (id: number, priority: number, _opts: unknown, cmd: Command) => {
+      const r = await call<{ dataset_id: number; priority: number }>(cmd, 'dataset.set_priority', { dataset_id: id, priority });
+      output(cmd, r, () => `dataset ${r.dataset_id} priority ${r.priority}`);
+    });
+
+  program
+    .command('stats')
+    .description('statistics over the dataset\'s tasks: n, sum, mean, stddev, min, max per name')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .action(async (id: number, _opts: unknown, cmd: Command) => {
+      const { stats } = await call<{ stats: Record<string, { n: number; sum: number; mean: number; stddev: number; min: number; max: number }> }>(cmd, 'dataset.stats', { dataset_id: id });
+      output(cmd, stats, () =>
+        Object.keys(stats).length === 0
+          ? `dataset ${id} has no statistics yet`
+          : table(['NAME', 'N', 'SUM', 'MEAN', 'STDDEV', 'MIN', 'MAX'],
+              Object.entries(stats).map(([k, s]) => [k, s.n, num(s.sum), num(s.mean), num(s.stddev), num(s.min), num(s.max)])));
+    });
+
+  program
+    .command('jobs')
+    .description('jobs of a dataset with their status')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .addOption(new Option('-s, --status <status>', 'only jobs in this status').choices(['PROCESSING', 'OK', 'FAILED', 'SUSPENDED']))
+    .option('--limit <n>', 'at most this many', parseIntArg('--limit', 1), 100)
+    .option('--offset <n>', 'skip this many', parseIntArg('--offset', 0), 0)
+    .action(async (id: number, opts: { status?: string; limit: number; offset: number }, cmd: Command) => {
+      const { jobs } = await call<{ jobs: Array<{ job_index: number; status: string; run_id: number | null; status_changed_at: number }> }>(cmd, 'job.list', {
+        dataset_id: id, limit: opts.limit, offset: opts.offset, ...(opts.status ? { status: opts.status } : {}),
+      });
+      output(cmd, jobs, () => table(['JOB', 'STATUS', 'RUN', 'CHANGED'], jobs.map((j) => [`${id}.${j.job_index}`, j.status, j.run_id ?? '', time(j.status_changed_at)])));
+    });
+
+  program
+    .command('job')
+    .description('one job and its tasks')
+    .argument('<target>', 'DATASET.JOB', parseTarget)
+    .action(async (target: { dataset: number; job?: number }, _opts: unknown, cmd: Command) => {
+      if (target.job === undefined) throw new CliError('expected DATASET.JOB', ExitCode.USAGE);
+      const r = await call<{ job: { job_index: number; status: string; args: unknown }; tasks: Array<{ id: number; name: string; status: string; grid: string | null; failures: number; requirements: { cpu: number; gpu: number; memory: number; time: number } }> }>(cmd, 'job.get', { dataset_id: target.dataset, job_index: target.job });
+      output(cmd, r, () =>
+        `job ${target.dataset}.${r.job.job_index}: ${r.job.status}${r.job.args && Object.keys(r.job.args as object).length ? ` args ${JSON.stringify(r.job.args)}` : ''}\n` +
+        table(['TASK', 'NAME', 'STATUS', 'GRID', 'FAILURES', 'CPU', 'GPU', 'MEMORY', 'TIME'],
+          r.tasks.map((t) => [t.id, t.name, t.status, t.grid ?? '', t.failures, t.requirements.cpu, t.requirements.gpu, t.requirements.memory, t.requirements.time])));
+    });
+
+  program
+    .command('task')
+    .description('one task: status, requirements, where it ran, last error')
+    .argument('<task>', 'task id', parseIntArg('task', 1))
+    .action(async (id: number, _opts: unknown, cmd: Command) => {
+      const { task: t } = await call<{ task: Record<string, unknown> & { requirements: unknown; usage: unknown } }>(cmd, 'task.get', { task_id: id });
+      output(cmd, t, () => Object.entries(t).map(([k, v]) => `${k}: ${v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v ?? '')}`).join('\n'));
+    });
+
+  program
+    .command('logs')
+    .description('the logs a task reported (stdout, stderr, pilot, modules)')
+    .argument('<task>', 'task id', parseIntArg('task', 1))
+    .option('--name <log>', 'only this log (e.g. stdout)')
+    .action(async (id: number, opts: { name?: string }, cmd: Command) => {
+      const { logs } = await call<{ logs: Array<{ name: string; data: string; updated_at: number }> }>(cmd, 'task.logs', { task_id: id, ...(opts.name ? { name: opts.name } : {}) });
+      output(cmd, logs, () =>
+        logs.length === 0 ? `task ${id} has no logs yet` : logs.map((l) => `==> ${l.name} (${time(l.updated_at)}) <==\n${l.data}${l.data.endsWith('\n') ? '' : '\n'}`).join('\n'));
+    });
+
+  program
+    .command('add-jobs')
+    .description('offline processing: add jobs with input files from a JSON file ({"jobs": [{args, files: [{url, md5}], run}]})')
+    .argument('<dataset>', 'dataset id', datasetId)
+    .argument('<file>', 'JSON file')
+    .action(async (id: number, file: string, _opts: unknown, cmd: Command) => {
+      const data = readJsonFile(file) as { jobs?: unknown } | unknown[];
+      const jobs = Array.isArray(data) ? data : (data as { jobs?: unknown }).jobs;
+      if (!Array.isArray(jobs)) throw new CliError(`${file}: expected {"jobs": [...]} or a list of jobs`);
+      const r = await call<{ first_job_index: number; jobs: number; tasks: number; files: number }>(cmd, 'dataset.add_jobs', { dataset_id: id, jobs });
+      output(cmd, r, () => `dataset ${id}: added jobs ${r.first_job_index}–${r.first_job_index + r.jobs - 1} (${r.tasks} tasks, ${r.files} input files)`);
+    });
+
+  for (const [name, method, describe] of [
+    ['add-grid', 'dataset.add_grid', 'allow a grid to run a dataset'],
+    ['remove-grid', 'dataset.remove_grid', 'no longer allow a grid to run a dataset'],
+  ] as const) {
+    program
+      .command(name)
+      .description(describe)
+      .argument('<dataset>', 'dataset id', datasetId)
+      .argument('<grid>', 'grid name')
+      .action(async (id: number, grid: string, _opts: unknown, cmd: Command) => {
+        const r = await call<{ grids: string[] }>(cmd, method, { dataset_id: id, grid });
+        output(cmd, r, () => `dataset ${id} grids: ${r.grids.join(', ') || '(none)'}`);
+      });
+  }
+}

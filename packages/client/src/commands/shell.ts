@@ -1,0 +1,199 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Command } from 'commander';
+import { contextOf, type CliContext } from '../context';
+import { CliError, ExitCode } from '../exit-codes';
+import { HISTORY_FILE, configDir } from '../settings';
+
+const HISTORY_SIZE = 1000;
+const SHELL_WORDS = ['exit', 'quit', 'help'];
+
+/**
+ * Split a command line into words like a POSIX shell does for simple commands: blanks separate
+ * words; '…' is literal; "…" keeps blanks, with \\" \\\\ \\$ escapes; a backslash outside
+ * quotes escapes the next character. No expansion of any kind.
+ */
+export function splitArgs(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new CliError('unterminated single quote', ExitCode.USAGE);
+      cur += line.slice(i + 1, end);
+      i = end;
+      inWord = true;
+    } else if (c === '"') {
+      i++;
+      for (;; i++) {
+        if (i >= line.length) throw new CliError('unterminated double quote', ExitCode.USAGE);
+        const d = line[i]!;
+        if (d === '"') break;
+        if (d === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) cur += line[++i]!;
+        else cur += d;
+      }
+      inWord = true;
+    } else if (c === '\\') {
+      if (i + 1 < line.length) cur += line[++i]!;
+      inWord = true;
+    } else if (c === ' ' || c === '\t') {
+      if (inWord) out.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(cur);
+  return out;
+}
+
+/** Tab completion over the program's commands, sub-commands and options. */
+export function completer(program: Command): (line: string) => [string[], string] {
+  return (line: string) => {
+    const words = line.split(/\s+/);
+    const last = words[words.length - 1] ?? '';
+    let candidates: string[];
+    if (words.length <= 1) {
+      candidates = [...program.commands.map((c) => c.name()), ...SHELL_WORDS];
+    } else {
+      let cmd: Command | undefined = program.commands.find((c) => c.name() === words[0]);
+      if (cmd && words.length > 2 && cmd.commands.length) cmd = cmd.commands.find((c) => c.name() === words[1]) ?? cmd;
+      if (!cmd) candidates = [];
+      else if (last.startsWith('-')) candidates = [...cmd.options, ...program.options].map((o) => o.long ?? o.short ?? '').filter(Boolean);
+      else if (words.length === 2 && cmd.commands.length) candidates = cmd.commands.map((c) => c.name());
+      else candidates = [];
+    }
+    const hits = candidates.filter((c) => c.startsWith(last)).sort();
+    return [hits, last];
+  };
+}
+
+function loadHistory(file: string): string[] {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-HISTORY_SIZE);
+  } catch {
+    return [];
+  }
+}
+
+function appendHistory(file: string, line: string): void {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fs.appendFileSync(file, line.replace(/\n/g, ' ') + '\n', { mode: 0o600 });
+  } catch {
+    /* history is a convenience */
+  }
+}
+
+/**
+ * The interactive shell: every firn command, one per line, parsed by the same commander
+ * program (exitOverride: an error ends the command, never the shell). History in
+ * <config dir>/history; tab completion of command names and options. Reads stdin to its end
+ * when it is not a terminal (scripts can drive it). Returns the last command's exit code.
+ */
+export async function runShell(parent: CliContext): Promise<number> {
+  const { io } = parent;
+  const tty = Boolean(io.stdin.isTTY && io.stdout.isTTY);
+  const historyFile = path.join(configDir(io.env), HISTORY_FILE);
+  const history = loadHistory(historyFile);
+  const rl = readline.createInterface({
+    input: io.stdin,
+    output: tty ? io.stdout : undefined,
+    terminal: tty,
+    completer: completer(parent.makeProgram(parent)),
+    history: [...history].reverse(),
+    historySize: HISTORY_SIZE,
+    prompt: 'firn> ',
+  });
+  const queue: string[] = [];
+  let closed = false;
+  let wake: (() => void) | null = null;
+  rl.on('line', (l) => {
+    queue.push(l);
+    wake?.();
+  });
+  rl.on('close', () => {
+    closed = true;
+    wake?.();
+  });
+  const nextLine = async (): Promise<string | null> => {
+    while (queue.length === 0) {
+      if (closed) return null;
+      await new Promise<void>((r) => (wake = r));
+      wake = null;
+    }
+    return queue.shift()!;
+  };
+  const ask = (q: string, hidden: boolean) =>
+    new Promise<string>((resolve) => {
+      const r = rl as unknown as { _writeToOutput(s: string): void };
+      const original = r._writeToOutput;
+      if (hidden) r._writeToOutput = (s: string) => { if (s.startsWith(q)) original.call(rl, q); };
+      rl.question(q, (answer) => {
+        r._writeToOutput = original;
+        if (hidden) io.stdout.write('\n');
+        resolve(answer);
+      });
+    });
+  let interrupt: (() => void) | null = null;
+  rl.on('SIGINT', () => {
+    if (interrupt) interrupt();
+    else {
+      io.stdout.write('^C\n');
+      rl.prompt();
+    }
+  });
+
+  const ctx: CliContext = {
+    io,
+    inShell: true,
+    runArgv: parent.runArgv,
+    makeProgram: parent.makeProgram,
+    readLine: async (q) => (tty ? ask(q, false) : ((await nextLine()) ?? '')),
+    readSecret: async (q) => (tty ? ask(q, true) : ((await nextLine()) ?? '')),
+  };
+  let last: number = ExitCode.OK;
+  if (tty) io.stdout.write('firn shell: type a command (help lists them), Tab completes, exit or Ctrl-D leaves\n');
+  if (tty) rl.prompt();
+  for (;;) {
+    const line = await nextLine();
+    if (line === null) break;
+    const text = line.trim();
+    if (text && !text.startsWith('#')) {
+      appendHistory(historyFile, text);
+      if (text === 'exit' || text === 'quit') break;
+      let argv: string[] | null = null;
+      try {
+        argv = splitArgs(text);
+      } catch (e) {
+        io.stderr.write(`firn: ${(e as Error).message}\n`);
+        last = ExitCode.USAGE;
+      }
+      if (argv) {
+        ctx.interrupted = new Promise<void>((r) => (interrupt = r));
+        last = await parent.runArgv(argv, ctx);
+        interrupt = null;
+      }
+    }
+    if (tty) rl.prompt();
+  }
+  rl.close();
+  return last;
+}
+
+/** firn shell */
+export function register(program: Command): void {
+  program
+    .command('shell')
+    .description('interactive shell with the same commands, history and Tab completion (reads stdin to its end when piped)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      if (ctx.inShell) throw new CliError('already in the shell', ExitCode.USAGE);
+      ctx.exitCode = await runShell(ctx);
+    });
+}

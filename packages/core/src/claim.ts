@@ -1,0 +1,238 @@
+import { sha256Hex, randomSecret } from './checksums';
+import { chunk, isMysql, now as nowMs, type Db, type DbOrTrx, type Trx } from './db';
+import { ValidationError, type ValidationIssue } from './errors';
+import { DatasetStatus, TaskStatus } from './states';
+import { lockSkipLocked, transition } from './transition';
+
+/**
+ * What a grid offers one task. Missing cpu / memory / disk / time mean "no limit"; a
+ * missing gpu means 0 (a GPU must be declared); `site` is matched, with the grid's name,
+ * against a task's `req_site`. memory and disk in MB, time in minutes (as task.req_*).
+ */
+export interface GridCapabilities {
+  cpu?: number;
+  gpu?: number;
+  memory?: number;
+  disk?: number;
+  time?: number;
+  site?: string;
+}
+
+const NUMERIC_CAPABILITIES = ['cpu', 'gpu', 'memory', 'disk', 'time'] as const;
+
+/** Parse and check a grid's capabilities (the `grid.capabilities` column or `[queue] capabilities`). */
+export function parseCapabilities(value: string | Record<string, unknown> | null | undefined): GridCapabilities {
+  if (value === null || value === undefined || value === '') return {};
+  let obj: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      obj = JSON.parse(value);
+    } catch (e) {
+      throw new ValidationError(`capabilities must be a JSON object: ${(e as Error).message}`);
+    }
+  }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new ValidationError('capabilities must be a JSON object');
+  const o = obj as Record<string, unknown>;
+  const issues: ValidationIssue[] = [];
+  const out: GridCapabilities = {};
+  for (const k of NUMERIC_CAPABILITIES) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      issues.push({ path: `/${k}`, message: `must be a non-negative number, got ${JSON.stringify(v)}` });
+    } else out[k] = v;
+  }
+  if (o.site !== undefined && o.site !== null) {
+    if (typeof o.site !== 'string') issues.push({ path: '/site', message: `must be a string, got ${JSON.stringify(o.site)}` });
+    else out.site = o.site;
+  }
+  for (const k of Object.keys(o)) {
+    if (!(NUMERIC_CAPABILITIES as readonly string[]).includes(k) && k !== 'site') issues.push({ path: `/${k}`, message: 'is not a known capability (cpu, gpu, memory, disk, time, site)' });
+  }
+  if (issues.length) throw new ValidationError('invalid grid capabilities', issues);
+  return out;
+}
+
+export interface ClaimOptions {
+  gridId: number;
+  /** The grid's name: a task whose req_site names the grid (or its capabilities.site) fits it. */
+  gridName: string;
+  /** Most tasks to claim. */
+  limit: number;
+  capabilities: GridCapabilities;
+  /** How long the claim is held (ms) before a sweeper may take it back (QUEUEING → WAITING). */
+  leaseMs: number;
+  /** Who claims, for history: `queue:<grid>`. */
+  owner: string;
+  /** Clock (tests). */
+  now?: number;
+}
+
+export interface ClaimedRequirements {
+  cpu: number;
+  gpu: number;
+  memory: number;
+  disk: number;
+  time: number;
+  site: string | null;
+}
+
+export interface ClaimedTask {
+  id: number;
+  datasetId: number;
+  jobId: number;
+  jobIndex: number;
+  taskIndex: number;
+  name: string;
+  requirements: ClaimedRequirements;
+  /** The task's new passkey, in clear: hand it to the pilot, never log it. Only its sha256 is stored. */
+  passkey: string;
+  leaseUntil: number;
+}
+
+interface TaskRow {
+  id: number;
+  dataset_id: number;
+  job_id: number;
+  task_index: number;
+  name: string;
+  req_cpu: number;
+  req_gpu: number;
+  req_memory: number;
+  req_disk: number;
+  req_time: number;
+  req_site: string | null;
+  job_index: number;
+}
+
+const TASK_COLUMNS = ['id', 'dataset_id', 'job_id', 'task_index', 'name', 'req_cpu', 'req_gpu', 'req_memory', 'req_disk', 'req_time', 'req_site'];
+/** Rows per UPDATE (the passkey CASE carries two placeholders per row). */
+const UPDATE_CHUNK = 500;
+
+/**
+ * Claim up to `limit` WAITING tasks for a grid, atomically: WAITING → QUEUEING with the
+ * grid, a lease and a fresh passkey per task (only its sha256 stored), one history row each.
+ *
+ * Eligible: WAITING tasks of PROCESSING datasets assigned to the grid (dataset_grid), whose
+ * requirements fit the capabilities, whose req_site is null or names the grid / its site,
+ * and whose next_retry_at (backoff) has passed; in dataset priority order (highest first),
+ * then oldest dataset, then task id.
+ *
+ * How it stays atomic and fast: the datasets are read first (plain read, nothing locked);
+ * then, per dataset in that order until `limit` is reached (one statement when the grid has
+ * one dataset with work), one ordered `SELECT … FOR UPDATE SKIP LOCKED LIMIT n` on `task`
+ * alone, walking the (status, dataset_id) index in id order — so two claimers never wait on
+ * each other and never lock a dataset or job row; then one UPDATE of exactly those ids (per
+ * 500) through transition(), all in one READ COMMITTED transaction on MySQL/MariaDB (rows
+ * examined but not matching are released at once). On SQLite the transaction first takes
+ * the database write lock, so concurrent processes queue on busy_timeout instead of
+ * failing with SQLITE_BUSY_SNAPSHOT.
+ */
+export async function claimTasks(db: Db, opts: ClaimOptions): Promise<ClaimedTask[]> {
+  if (!Number.isInteger(opts.limit) || opts.limit < 0) throw new ValidationError(`claim limit must be a non-negative integer, got ${opts.limit}`);
+  if (!Number.isFinite(opts.leaseMs) || opts.leaseMs <= 0) throw new ValidationError(`claim leaseMs must be positive, got ${opts.leaseMs}`);
+  if (opts.limit === 0) return [];
+  const mysql = isMysql(db);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return mysql
+        ? await db.transaction((trx) => claimIn(trx, opts, false), { isolationLevel: 'read committed' })
+        : await db.transaction((trx) => claimIn(trx, opts, true));
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      const retryable = code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT' || code.startsWith('SQLITE_BUSY');
+      if (!retryable || attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 10 * attempt + Math.random() * 20));
+    }
+  }
+}
+
+/**
+ * The ordered claim query of one dataset (without its lock clause): WAITING tasks that fit,
+ * oldest first — an equality on (status, dataset_id) so the index gives id order (no sort).
+ */
+export function claimSelect(
+  db: DbOrTrx,
+  p: { datasetId: number; capabilities: GridCapabilities; sites: readonly string[]; now: number; limit: number },
+) {
+  const caps = p.capabilities;
+  const q = db('task')
+    .select(TASK_COLUMNS)
+    // a scalar subquery reads job rows without locking them (a locking read's clause covers
+    // only its own query block, on MariaDB and MySQL 8): tasks of one job stay claimable
+    .select(db.raw('(SELECT job_index FROM job WHERE job.id = task.job_id) AS job_index'))
+    .where('status', TaskStatus.WAITING)
+    .andWhere('dataset_id', p.datasetId)
+    .andWhere('req_gpu', '<=', caps.gpu ?? 0)
+    .andWhere((w) => {
+      w.whereNull('req_site');
+      if (p.sites.length) w.orWhereIn('req_site', [...p.sites]);
+    })
+    .andWhere((w) => w.whereNull('next_retry_at').orWhere('next_retry_at', '<=', p.now))
+    .orderBy('id', 'asc')
+    .limit(p.limit);
+  if (caps.cpu !== undefined) q.andWhere('req_cpu', '<=', caps.cpu);
+  if (caps.memory !== undefined) q.andWhere('req_memory', '<=', caps.memory);
+  if (caps.disk !== undefined) q.andWhere('req_disk', '<=', caps.disk);
+  if (caps.time !== undefined) q.andWhere('req_time', '<=', caps.time);
+  return q;
+}
+
+async function claimIn(trx: Trx, opts: ClaimOptions, sqlite: boolean): Promise<ClaimedTask[]> {
+  const t = opts.now ?? nowMs();
+  // SQLite: take the write lock before reading (a deferred transaction that reads and then
+  // writes fails with SQLITE_BUSY_SNAPSHOT when another process wrote in between).
+  if (sqlite) await trx.raw('UPDATE task SET id = id WHERE 0');
+
+  const datasets: Array<{ id: number }> = await trx('dataset as d')
+    .join('dataset_grid as dg', 'dg.dataset_id', 'd.id')
+    .select('d.id')
+    .where('dg.grid_id', opts.gridId)
+    .andWhere('d.status', DatasetStatus.PROCESSING)
+    .whereExists(function () {
+      this.select(trx.raw('1')).from('task as w').whereRaw('w.dataset_id = d.id').andWhere('w.status', TaskStatus.WAITING);
+    })
+    .orderBy([{ column: 'd.priority', order: 'desc' }, { column: 'd.id', order: 'asc' }]);
+
+  const sites = [...new Set([opts.gridName, opts.capabilities.site].filter((s): s is string => typeof s === 'string' && s !== ''))];
+  const rows: TaskRow[] = [];
+  for (const { id: datasetId } of datasets) {
+    const remaining = opts.limit - rows.length;
+    if (remaining <= 0) break;
+    const q = claimSelect(trx, { datasetId, capabilities: opts.capabilities, sites, now: t, limit: remaining });
+    rows.push(...((await lockSkipLocked(trx, q)) as TaskRow[]));
+  }
+  if (rows.length === 0) return [];
+
+  const leaseUntil = t + opts.leaseMs;
+  const passkeys = new Map<number, string>(rows.map((r) => [Number(r.id), randomSecret(32)]));
+  for (const part of chunk(rows, UPDATE_CHUNK)) {
+    const ids = part.map((r) => Number(r.id));
+    const hashCase = trx.raw(`CASE id ${ids.map(() => 'WHEN ? THEN ?').join(' ')} END`, ids.flatMap((id) => [id, sha256Hex(passkeys.get(id)!)]));
+    await transition(trx, {
+      taskIds: ids,
+      from: TaskStatus.WAITING,
+      to: TaskStatus.QUEUEING,
+      by: 'queue',
+      actor: opts.owner,
+      reason: 'claimed',
+      strict: true, // we hold every row: anything else is a bug, and rolls the claim back
+      set: { grid_id: opts.gridId, lease_until: leaseUntil, batch_id: null, passkey_hash: hashCase },
+    });
+  }
+
+  return rows.map((r) => ({
+    id: Number(r.id),
+    datasetId: Number(r.dataset_id),
+    jobId: Number(r.job_id),
+    jobIndex: Number(r.job_index),
+    taskIndex: Number(r.task_index),
+    name: r.name,
+    requirements: {
+      cpu: Number(r.req_cpu), gpu: Number(r.req_gpu), memory: Number(r.req_memory),
+      disk: Number(r.req_disk), time: Number(r.req_time), site: r.req_site ?? null,
+    },
+    passkey: passkeys.get(Number(r.id))!,
+    leaseUntil,
+  }));
+}

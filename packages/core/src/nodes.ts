@@ -1,0 +1,75 @@
+/**
+ * Worker nodes and black holes. firn-mon records each finished task's outcome per host
+ * (`recordNodeOutcome`); firn-dh marks a host that fails too often as black-holed for a
+ * cool-down (node.blackholed_until); claims and `pilot.start` ask `blackholedHosts` /
+ * `isBlackholed` and stay away from it.
+ */
+import { chunk, isMysql, now as nowMs, type DbOrTrx } from './db';
+
+/** How many outcomes `node.recent` keeps (its column width). */
+export const NODE_RECENT_LENGTH = 64;
+export const NodeOutcome = { OK: 'O', FAILED: 'F' } as const;
+
+export interface NodeOutcomeRecord {
+  host: string;
+  gridId?: number | null;
+  ok: boolean;
+}
+
+/** Hosts whose black-hole cool-down has not ended at `now`. */
+export async function blackholedHosts(db: DbOrTrx, now: number = nowMs()): Promise<string[]> {
+  const rows: Array<{ hostname: string }> = await db('node').select('hostname').where('blackholed_until', '>', now).orderBy('hostname');
+  return rows.map((r) => r.hostname);
+}
+
+/** Is `host` black-holed at `now`? */
+export async function isBlackholed(db: DbOrTrx, host: string, now: number = nowMs()): Promise<boolean> {
+  const row = await db('node').first('id').where('hostname', host).andWhere('blackholed_until', '>', now);
+  return row !== undefined;
+}
+
+/** Record one task outcome on a host (see `recordNodeOutcomes`). */
+export async function recordNodeOutcome(db: DbOrTrx, host: string, gridId: number | null | undefined, ok: boolean, now: number = nowMs()): Promise<void> {
+  await recordNodeOutcomes(db, [{ host, gridId, ok }], now);
+}
+
+/**
+ * Record task outcomes per host, in order: counts incremented and 'O' / 'F' appended to
+ * `node.recent` (newest last, the last NODE_RECENT_LENGTH kept); the node row is created on
+ * first sight. One multi-row upsert per 200 hosts, however many outcomes.
+ */
+export async function recordNodeOutcomes(db: DbOrTrx, outcomes: readonly NodeOutcomeRecord[], now: number = nowMs()): Promise<void> {
+  const perHost = new Map<string, { gridId: number | null; ok: number; fail: number; recent: string }>();
+  for (const o of outcomes) {
+    if (!o.host) continue;
+    const host = o.host.slice(0, 255);
+    const h = perHost.get(host) ?? { gridId: null, ok: 0, fail: 0, recent: '' };
+    if (o.gridId != null) h.gridId = o.gridId;
+    if (o.ok) h.ok++;
+    else h.fail++;
+    h.recent = (h.recent + (o.ok ? NodeOutcome.OK : NodeOutcome.FAILED)).slice(-NODE_RECENT_LENGTH);
+    perHost.set(host, h);
+  }
+  if (perHost.size === 0) return;
+  const mysql = isMysql(db);
+  const N = NODE_RECENT_LENGTH;
+  const upsert = mysql
+    ? `ON DUPLICATE KEY UPDATE ok_count = ok_count + VALUES(ok_count), fail_count = fail_count + VALUES(fail_count),
+         recent = RIGHT(CONCAT(recent, VALUES(recent)), ${N}), grid_id = COALESCE(VALUES(grid_id), grid_id), updated_at = VALUES(updated_at)`
+    : `ON CONFLICT(hostname) DO UPDATE SET ok_count = node.ok_count + excluded.ok_count, fail_count = node.fail_count + excluded.fail_count,
+         recent = substr(node.recent || excluded.recent, -${N}), grid_id = COALESCE(excluded.grid_id, node.grid_id), updated_at = excluded.updated_at`;
+  for (const part of chunk([...perHost.entries()], 200)) {
+    await db.raw(
+      `INSERT INTO node (hostname, grid_id, ok_count, fail_count, recent, updated_at) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')} ${upsert}`,
+      part.flatMap(([host, h]) => [host, h.gridId, h.ok, h.fail, h.recent, now]),
+    );
+  }
+}
+
+/** Failures among the last `window` outcomes of a `node.recent` string. */
+export function recentFailures(recent: string, window: number): number {
+  let n = 0;
+  if (window <= 0) return 0;
+  for (const c of recent.slice(-window)) if (c === NodeOutcome.FAILED) n++;
+  return n;
+}

@@ -1,0 +1,270 @@
+/**
+ * The data cycle: READYTOCOPY → COPYING → COPIED → OK. Each STAGED output of a task is
+ * copied from where the pilot staged it (temp_url, at site temp) to its destination (url)
+ * and verified there; when every output is VERIFIED the task is COPIED, the temp copies of
+ * permanent outputs are removed, and the task is OK — in the same transaction as its
+ * job's dependents are released (IDLE → WAITING). A transfer that still fails after the
+ * retries puts the task in ERROR (failures + 1) with the reason.
+ *
+ * Killed at any point, it resumes: COPYING / COPIED tasks are taken up again (all of them
+ * when the daemon starts, later those whose lease ran out), files already VERIFIED are
+ * skipped and a destination already holding the expected bytes is not copied again.
+ * firn-dh is meant to run once per database.
+ */
+import {
+  LostRaceError, TaskStatus, coerceError, releaseReadyTasks, transition,
+  type Db, type Logger,
+} from '@firn/core';
+import { writeTransaction } from './db-writes';
+import { redactUrl, type Transfers } from './transfer';
+
+export const FileState = {
+  STAGED: 'STAGED',
+  COPIED: 'COPIED',
+  VERIFIED: 'VERIFIED',
+  FAILED: 'FAILED',
+  DELETED: 'DELETED',
+} as const;
+
+/** Output file types (dataset config `data[].type`). */
+export const FileType = { PERMANENT: 'permanent', JOB_TEMP: 'job_temp', DATASET_TEMP: 'dataset_temp' } as const;
+
+/** Longest error_summary / file.error written. */
+const MAX_ERROR = 2000;
+
+export interface DataMoverOptions {
+  db: Db;
+  transfers: Transfers;
+  logger: Logger;
+  /** Most tasks taken per cycle ([dh] batch_size). */
+  batchSize: number;
+  /** Tasks moved at once (files of one task go one after another). */
+  concurrency: number;
+  /** How long a COPYING claim holds without renewal before another cycle takes it up, ms. */
+  leaseMs: number;
+  /** Checked between tasks: stop taking new work (SIGTERM). */
+  stopping?: () => boolean;
+}
+
+export interface DataCycleResult {
+  /** READYTOCOPY tasks claimed. */
+  claimed: number;
+  /** COPYING / COPIED tasks taken up again (a killed dh, an expired lease). */
+  resumed: number;
+  ok: number;
+  errors: number;
+  /** Tasks that another actor moved meanwhile (e.g. suspended). */
+  lost: number;
+  /** Files copied (not counting those found already in place). */
+  copied: number;
+  /** Files found already verified at their destination. */
+  present: number;
+}
+
+interface TaskRef {
+  id: number;
+  job_id: number;
+  dataset_id: number;
+  status: TaskStatus;
+}
+
+interface OutputFile {
+  id: number;
+  local_name: string;
+  url: string;
+  temp_url: string | null;
+  type: string;
+  md5: string | null;
+  sha256: string | null;
+  size: number | null;
+  state: string;
+}
+
+type Outcome = 'ok' | 'error' | 'lost';
+
+export class DataMover {
+  /** Tasks this process is moving right now (never taken up twice). */
+  private readonly active = new Set<number>();
+
+  constructor(private readonly o: DataMoverOptions) {}
+
+  /**
+   * One data cycle. `resumeAll` (the first cycle after start) takes up every COPYING /
+   * COPIED task whatever its lease says: they belong to a dh that is no longer running.
+   */
+  async run(now: number, resumeAll = false): Promise<DataCycleResult> {
+    const result: DataCycleResult = { claimed: 0, resumed: 0, ok: 0, errors: 0, lost: 0, copied: 0, present: 0 };
+    const resumed = await this.resumable(now, resumeAll);
+    const claimed = await this.claim(now, Math.max(0, this.o.batchSize - resumed.length));
+    result.resumed = resumed.length;
+    result.claimed = claimed.length;
+    const queue = [...resumed, ...claimed];
+    const worker = async () => {
+      for (let t = queue.shift(); t; t = queue.shift()) {
+        if (this.o.stopping?.()) {
+          // leave it COPYING with an expired lease: the next start takes it up
+          await this.o.db('task').where({ id: t.id, status: TaskStatus.COPYING }).update({ lease_until: null });
+          continue;
+        }
+        const outcome = await this.moveTask(t, result);
+        if (outcome === 'ok') result.ok++;
+        else if (outcome === 'error') result.errors++;
+        else result.lost++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, this.o.concurrency) }, worker));
+    return result;
+  }
+
+  /** READYTOCOPY → COPYING for up to `limit` tasks, oldest first. */
+  private async claim(now: number, limit: number): Promise<TaskRef[]> {
+    if (limit <= 0) return [];
+    const rows: TaskRef[] = await this.o.db('task')
+      .select('id', 'job_id', 'dataset_id')
+      .where('status', TaskStatus.READYTOCOPY)
+      .orderBy('id')
+      .limit(limit);
+    if (rows.length === 0) return [];
+    const changed = new Set(
+      await transition(this.o.db, {
+        taskIds: rows.map((r) => Number(r.id)),
+        from: TaskStatus.READYTOCOPY,
+        to: TaskStatus.COPYING,
+        by: 'dh',
+        actor: 'dh',
+        reason: 'copying outputs to their destinations',
+        set: { lease_until: now + this.o.leaseMs },
+        strict: false,
+      }),
+    );
+    return rows.filter((r) => changed.has(Number(r.id))).map((r) => ({ ...norm(r), status: TaskStatus.COPYING }));
+  }
+
+  /** COPYING / COPIED tasks no one is moving (lease expired, or every one on start). */
+  private async resumable(now: number, all: boolean): Promise<TaskRef[]> {
+    const q = this.o.db('task')
+      .select('id', 'job_id', 'dataset_id', 'status')
+      .whereIn('status', [TaskStatus.COPYING, TaskStatus.COPIED])
+      .orderBy('id')
+      .limit(this.o.batchSize + this.active.size);
+    if (!all) q.andWhere((w) => w.whereNull('lease_until').orWhere('lease_until', '<', now));
+    const rows = ((await q) as TaskRef[]).map(norm).filter((r) => !this.active.has(r.id)).slice(0, this.o.batchSize);
+    if (rows.length) {
+      await this.o.db('task')
+        .whereIn('id', rows.map((r) => r.id))
+        .whereIn('status', [TaskStatus.COPYING, TaskStatus.COPIED])
+        .update({ lease_until: now + this.o.leaseMs });
+      this.o.logger.info('resuming interrupted copies', { tasks: rows.length });
+    }
+    return rows;
+  }
+
+  /** Renew the lease; false when the task is no longer COPYING (someone else moved it). */
+  private async renew(taskId: number): Promise<boolean> {
+    const n = await this.o.db('task')
+      .where({ id: taskId, status: TaskStatus.COPYING })
+      .update({ lease_until: Date.now() + this.o.leaseMs });
+    return n === 1;
+  }
+
+  /** Move one task's outputs and finish it; never throws. */
+  async moveTask(task: TaskRef, result: DataCycleResult): Promise<Outcome> {
+    const log = this.o.logger.scope({ task: task.id });
+    this.active.add(task.id);
+    try {
+      if (task.status === TaskStatus.COPYING) {
+        const files: OutputFile[] = await this.o.db('file')
+          .select('id', 'local_name', 'url', 'temp_url', 'type', 'md5', 'sha256', 'size', 'state')
+          .where({ task_id: task.id, kind: 'output' })
+          .whereIn('state', [FileState.STAGED, FileState.COPIED, FileState.VERIFIED])
+          .orderBy('id');
+        for (const f of files) {
+          if (f.state === FileState.VERIFIED) continue;
+          if (!(await this.renew(task.id))) return this.lost(log, 'no longer COPYING');
+          let res;
+          try {
+            const expected = { md5: f.md5, sha256: f.sha256, size: f.size === null ? null : Number(f.size) };
+            res = f.temp_url && f.temp_url !== f.url
+              ? await this.o.transfers.copyVerified(f.temp_url, f.url, expected)
+              : await this.o.transfers.verify(f.url, expected);
+          } catch (e) {
+            return await this.fail(task, f, coerceError(e), log);
+          }
+          if (res.alreadyPresent) result.present++;
+          else result.copied++;
+          await this.o.db('file')
+            .where({ id: f.id })
+            .update({ state: FileState.VERIFIED, md5: res.checksums.md5, sha256: res.checksums.sha256, size: res.checksums.size, error: null, updated_at: Date.now() });
+          log.debug('output verified at destination', { file: f.local_name, url: redactUrl(f.url), copied: !res.alreadyPresent });
+        }
+        await transition(this.o.db, {
+          taskIds: [task.id], from: TaskStatus.COPYING, to: TaskStatus.COPIED, by: 'dh', actor: 'dh',
+          reason: `${files.length} output file${files.length === 1 ? '' : 's'} at destination, md5 + sha256 verified`,
+        });
+      }
+      await this.removeTempCopies(task.id, log);
+      await writeTransaction(this.o.db, async (trx) => {
+        await transition(trx, {
+          taskIds: [task.id], from: TaskStatus.COPIED, to: TaskStatus.OK, by: 'dh', actor: 'dh',
+          reason: 'temporary copies removed', set: { lease_until: null },
+        });
+        await releaseReadyTasks(trx, [task.job_id], 'dh');
+      });
+      log.debug('task outputs delivered', { status: TaskStatus.OK });
+      return 'ok';
+    } catch (e) {
+      if (e instanceof LostRaceError) return this.lost(log, e.message);
+      // the database, most likely: leave the task for the next cycle (lease dropped)
+      log.error('data movement interrupted', { error: coerceError(e).message });
+      await this.o.db('task').where({ id: task.id }).whereIn('status', [TaskStatus.COPYING, TaskStatus.COPIED]).update({ lease_until: null }).catch(() => undefined);
+      return 'lost';
+    } finally {
+      this.active.delete(task.id);
+    }
+  }
+
+  private lost(log: Logger, why: string): Outcome {
+    log.info('task changed by another actor during copy; left alone', { why });
+    return 'lost';
+  }
+
+  /** COPYING → ERROR (failures + 1), the failing file FAILED, both with the reason. */
+  private async fail(task: TaskRef, f: OutputFile, err: Error, log: Logger): Promise<Outcome> {
+    const reason = `output ${f.local_name}: ${err.message}`.slice(0, MAX_ERROR);
+    log.warn('output transfer failed', { file: f.local_name, error: err.message });
+    await writeTransaction(this.o.db, async (trx) => {
+      await trx('file').where({ id: f.id }).update({ state: FileState.FAILED, error: reason, updated_at: Date.now() });
+      await transition(trx, {
+        taskIds: [task.id], from: TaskStatus.COPYING, to: TaskStatus.ERROR, by: 'dh', actor: 'dh', reason,
+        set: { failures: trx.raw('failures + 1'), error_summary: reason, lease_until: null },
+      });
+    });
+    return 'error';
+  }
+
+  /**
+   * Remove the temp copies of a task's verified permanent outputs (job_temp / dataset_temp
+   * outputs stay until their job / dataset is done: GC). A removal that fails is left for GC.
+   */
+  private async removeTempCopies(taskId: number, log: Logger): Promise<void> {
+    const temps: Array<{ id: number; temp_url: string; url: string }> = await this.o.db('file')
+      .select('id', 'temp_url', 'url')
+      .where({ task_id: taskId, kind: 'output', type: FileType.PERMANENT, state: FileState.VERIFIED })
+      .whereNotNull('temp_url');
+    const removed: number[] = [];
+    for (const t of temps) {
+      if (t.temp_url === t.url) continue;
+      try {
+        await this.o.transfers.remove(t.temp_url);
+        removed.push(Number(t.id));
+      } catch (e) {
+        log.warn('could not remove temp copy; garbage collection will retry', { url: redactUrl(t.temp_url), error: coerceError(e).message });
+      }
+    }
+    if (removed.length) await this.o.db('file').whereIn('id', removed).update({ temp_url: null, updated_at: Date.now() });
+  }
+}
+
+function norm<T extends { id: number; job_id: number; dataset_id: number }>(r: T): T {
+  return { ...r, id: Number(r.id), job_id: Number(r.job_id), dataset_id: Number(r.dataset_id) };
+}

@@ -1,0 +1,387 @@
+import crypto from 'node:crypto';
+import {
+  TaskStatus, chunk, isMysql, now, sha256Hex, transition, withTransaction,
+  type Db, type Logger, type RpcMethod, type Trx,
+} from '@firn/core';
+import { forUpdate, passkeyDigest, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
+import { HEARTBEAT_COLUMNS, type HeartbeatColumn, type WriteBatcher } from './write-batcher';
+
+/**
+ * The pilot.* JSON-RPC methods of ARCHITECTURE.md (params validated against
+ * schemas/rpc/pilot.*.json before a handler runs). Every call carries task_id + passkey; an
+ * unknown task, a wrong passkey and a stale one all get -32009 "invalid or stale passkey".
+ *
+ * heartbeat / stats / log go through the WriteBatcher (one transaction per flush, answered after
+ * the commit); start / files / finish run their own transaction.
+ *
+ * Statistics rule: `pilot.stats` writes `task_stat` (a name's value replaces the earlier one);
+ * the task's rows are folded into `dataset_stat` (n, sum, sum_sq, min, max) only by `pilot.finish
+ * ok`, in the same transaction as PROCESSING → READYTOCOPY. `pilot.start` of a new attempt
+ * (QUEUED → PROCESSING) deletes the rows an earlier attempt left. So a task's statistics count
+ * once per attempt that finished ok, and never for a failed, evicted or reset attempt.
+ */
+
+// ------------------------------------------------------------------- params and results
+
+export interface PilotAuth {
+  task_id: number;
+  passkey: string;
+}
+export interface StartParams extends PilotAuth {
+  host?: string;
+  resources?: { cpus?: number; memory_mb?: number; gpus?: number };
+}
+export type HeartbeatParams = PilotAuth & Partial<Record<HeartbeatColumn, number>>;
+export interface StatsParams extends PilotAuth {
+  stats: Record<string, number>;
+}
+export interface LogParams extends PilotAuth {
+  name: string;
+  data: string;
+  append?: boolean;
+}
+export interface OutputFile {
+  local_name: string;
+  url: string;
+  temp_url?: string | null;
+  type?: 'permanent' | 'job_temp' | 'dataset_temp';
+  size: number;
+  md5: string;
+  sha256: string;
+}
+export interface FilesParams extends PilotAuth {
+  files: OutputFile[];
+}
+export interface FinishParams extends PilotAuth {
+  ok: boolean;
+  error?: string;
+  resources?: Partial<Record<HeartbeatColumn, number>>;
+}
+
+export interface StartResult {
+  task: {
+    id: number;
+    name: string;
+    task_index: number;
+    dataset_id: number;
+    job_id: number;
+    job_index: number;
+    jobs_total: number;
+    requirements: { cpu: number; gpu: number; memory: number; disk: number; time: number };
+  };
+  /** The dataset's whole stored config (JSON). */
+  config: unknown;
+  /** The job's args (JSON), or {}. */
+  args: unknown;
+  inputs: Array<{ url: string; local_name: string; md5: string | null; sha256: string | null; size: number | null }>;
+  external_modules: Array<{ tray: string; module: string; src: string | null; md5: string | null; sha256: string | null; content_base64: string }>;
+  system: { site_temp?: string; heartbeat_seconds: number };
+}
+
+export interface PilotMethodsOptions {
+  db: Db;
+  batcher: WriteBatcher;
+  /** `[system] site_temp`, told to pilots. */
+  siteTemp?: string;
+  /** How often pilots should heartbeat. */
+  heartbeatSeconds: number;
+  logger: Logger;
+  /** Counts calls received and refused (metrics). */
+  onReceived?: (method: string) => void;
+  onRefused?: (reason: 'stale' | 'backpressure') => void;
+}
+
+/** Longest error summary kept (characters; the column is TEXT). */
+const ERROR_SUMMARY_MAX = 16000;
+/** Outcomes kept in node.recent. */
+const NODE_RECENT = 64;
+/** Statuses a finished-ok / finished-failed task may be in when a pilot retries pilot.finish. */
+const AFTER_OK: readonly TaskStatus[] = [TaskStatus.READYTOCOPY, TaskStatus.COPYING, TaskStatus.COPIED, TaskStatus.OK];
+const AFTER_FAIL: readonly TaskStatus[] = [TaskStatus.ERROR];
+
+interface TaskRow {
+  id: number;
+  dataset_id: number;
+  job_id: number;
+  task_rel_id: number;
+  task_index: number;
+  name: string;
+  status: string;
+  passkey_hash: string | null;
+  grid_id: number | null;
+  host: string | null;
+  req_cpu: number;
+  req_gpu: number;
+  req_memory: number;
+  req_disk: number;
+  req_time: number;
+}
+
+const TASK_COLUMNS = [
+  'id', 'dataset_id', 'job_id', 'task_rel_id', 'task_index', 'name', 'status', 'passkey_hash', 'grid_id', 'host',
+  'req_cpu', 'req_gpu', 'req_memory', 'req_disk', 'req_time',
+];
+
+/** Lock and read the task, and check the passkey against it; -32009 when it does not fit. */
+async function lockTask(trx: Trx, taskId: number, digest: string, statuses: readonly TaskStatus[]): Promise<TaskRow> {
+  await takeWriteLock(trx);
+  const row = (await forUpdate(trx, trx('task').select(TASK_COLUMNS).where({ id: taskId })).first()) as TaskRow | undefined;
+  if (!passkeyValid(row, digest, statuses)) throw stalePasskeyError();
+  return row!;
+}
+
+function pickResources(src: Partial<Record<HeartbeatColumn, number>> | undefined): Partial<Record<HeartbeatColumn, number>> {
+  const out: Partial<Record<HeartbeatColumn, number>> = {};
+  for (const c of HEARTBEAT_COLUMNS) if (src?.[c] !== undefined) out[c] = src[c];
+  return out;
+}
+
+function parseJson(text: string | null | undefined, fallback: unknown): unknown {
+  if (text === null || text === undefined || text === '') return fallback;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * An external module's cached copy as base64. `module.src_content` holds the fetched text; if it
+ * was stored base64-encoded already (its decoded bytes match src_sha256) it is passed as is.
+ */
+export function moduleContentBase64(content: string, sha256: string | null): string {
+  if (sha256) {
+    const lower = sha256.toLowerCase();
+    if (sha256Hex(content) === lower) return Buffer.from(content, 'utf8').toString('base64');
+    if (/^[A-Za-z0-9+/]*={0,2}$/.test(content) && sha256HexBuffer(Buffer.from(content, 'base64')) === lower) return content;
+  }
+  return Buffer.from(content, 'utf8').toString('base64');
+}
+
+function sha256HexBuffer(b: Buffer): string {
+  return crypto.createHash('sha256').update(b).digest('hex');
+}
+
+export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMethod> {
+  const { db, batcher } = o;
+  const mysql = isMysql(db);
+  const received = (m: string) => o.onReceived?.(m);
+
+  /** Enqueue a batched update, counting refusals for the metrics. */
+  const batched = async (p: Promise<void>): Promise<{ ok: true }> => {
+    try {
+      await p;
+      return { ok: true };
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (code === -32009) o.onRefused?.('stale');
+      else if (code === -32029) o.onRefused?.('backpressure');
+      throw e;
+    }
+  };
+
+  /** Refusals of start/files/finish count as stale too. */
+  const guarded = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as { code?: number }).code === -32009) o.onRefused?.('stale');
+      throw e;
+    }
+  };
+
+  async function startPayload(task: TaskRow): Promise<StartResult> {
+    const [dataset, job, inputs, modules] = await Promise.all([
+      db('dataset').select('config', 'jobs_submitted').where({ id: task.dataset_id }).first() as Promise<{ config: string | null; jobs_submitted: number } | undefined>,
+      db('job').select('job_index', 'args').where({ id: task.job_id }).first() as Promise<{ job_index: number; args: string | null } | undefined>,
+      db('file')
+        .select('url', 'local_name', 'md5', 'sha256', 'size')
+        .where({ job_id: task.job_id, kind: 'input' })
+        .andWhere((q) => void q.whereNull('task_id').orWhere('task_id', task.id))
+        .orderBy('id') as Promise<Array<{ url: string; local_name: string; md5: string | null; sha256: string | null; size: number | string | null }>>,
+      db('module as m')
+        .join('tray as t', 't.id', 'm.tray_id')
+        .select('t.name as tray', 'm.name as module', 'm.src', 'm.src_md5', 'm.src_sha256', 'm.src_content')
+        .where('t.task_rel_id', task.task_rel_id)
+        .whereNotNull('m.src_content')
+        .orderBy([{ column: 't.tray_index' }, { column: 'm.module_index' }]) as Promise<Array<{
+          tray: string; module: string; src: string | null; src_md5: string | null; src_sha256: string | null; src_content: string;
+        }>>,
+    ]);
+    return {
+      task: {
+        id: Number(task.id),
+        name: task.name,
+        task_index: Number(task.task_index),
+        dataset_id: Number(task.dataset_id),
+        job_id: Number(task.job_id),
+        job_index: Number(job?.job_index ?? 0),
+        jobs_total: Number(dataset?.jobs_submitted ?? 0),
+        requirements: {
+          cpu: Number(task.req_cpu), gpu: Number(task.req_gpu), memory: Number(task.req_memory), disk: Number(task.req_disk), time: Number(task.req_time),
+        },
+      },
+      config: parseJson(dataset?.config, {}),
+      args: parseJson(job?.args, {}) ?? {},
+      inputs: inputs.map((f) => ({ url: f.url, local_name: f.local_name, md5: f.md5, sha256: f.sha256, size: f.size === null ? null : Number(f.size) })),
+      external_modules: modules.map((m) => ({
+        tray: m.tray, module: m.module, src: m.src, md5: m.src_md5, sha256: m.src_sha256, content_base64: moduleContentBase64(m.src_content, m.src_sha256),
+      })),
+      system: { ...(o.siteTemp ? { site_temp: o.siteTemp } : {}), heartbeat_seconds: o.heartbeatSeconds },
+    };
+  }
+
+  const start: RpcMethod<StartParams, StartResult> = {
+    handler: (p) => guarded(async () => {
+      received('pilot.start');
+      const digest = passkeyDigest(p.passkey);
+      const task = await withTransaction(db, async (trx) => {
+        const row = await lockTask(trx, p.task_id, digest, [TaskStatus.QUEUED, TaskStatus.PROCESSING]);
+        if (row.status === TaskStatus.PROCESSING) return row; // a retried start: same answer, no writes
+        const t = now();
+        const host = p.host ?? null;
+        await transition(trx, {
+          taskIds: [row.id], from: TaskStatus.QUEUED, to: TaskStatus.PROCESSING, by: 'mon', actor: 'mon',
+          reason: host ? `pilot started on ${host}` : 'pilot started',
+          set: {
+            host, started_at: t, last_heartbeat_at: t, finished_at: null,
+            cpu_seconds: null, rss_mb: null, disk_mb: null, wall_seconds: null, gpu_util: null,
+          },
+        });
+        // a new attempt: statistics an earlier attempt left behind do not belong to it
+        await trx('task_stat').where({ task_id: row.id }).delete();
+        return { ...row, status: TaskStatus.PROCESSING, host };
+      });
+      o.logger.info('pilot started', { task: task.id, host: task.host ?? undefined });
+      return startPayload(task);
+    }),
+  };
+
+  const heartbeat: RpcMethod<HeartbeatParams, { ok: true }> = {
+    handler: (p) => {
+      received('pilot.heartbeat');
+      return batched(batcher.enqueue({ kind: 'heartbeat', taskId: p.task_id, digest: passkeyDigest(p.passkey), values: pickResources(p) }));
+    },
+  };
+
+  const stats: RpcMethod<StatsParams, { ok: true }> = {
+    handler: (p) => {
+      received('pilot.stats');
+      return batched(batcher.enqueue({ kind: 'stats', taskId: p.task_id, digest: passkeyDigest(p.passkey), stats: p.stats }));
+    },
+  };
+
+  const log: RpcMethod<LogParams, { ok: true }> = {
+    handler: (p) => {
+      received('pilot.log');
+      return batched(batcher.enqueue({ kind: 'log', taskId: p.task_id, digest: passkeyDigest(p.passkey), name: p.name, data: p.data, append: p.append ?? true }));
+    },
+  };
+
+  const files: RpcMethod<FilesParams, { ok: true }> = {
+    handler: (p) => guarded(async () => {
+      received('pilot.files');
+      const digest = passkeyDigest(p.passkey);
+      // one row per local_name (the last one wins within a call)
+      const byName = new Map<string, OutputFile>();
+      for (const f of p.files) byName.set(f.local_name, f);
+      await withTransaction(db, async (trx) => {
+        const task = await lockTask(trx, p.task_id, digest, [TaskStatus.PROCESSING]);
+        if (byName.size === 0) return;
+        const t = now();
+        for (const names of chunk([...byName.keys()], 500)) {
+          await trx('file').where({ task_id: task.id, kind: 'output' }).whereIn('local_name', names).delete();
+        }
+        const rows = [...byName.values()].map((f) => ({
+          dataset_id: task.dataset_id, job_id: task.job_id, task_id: task.id, kind: 'output',
+          local_name: f.local_name, url: f.url, temp_url: f.temp_url ?? null, type: f.type ?? 'permanent',
+          size: f.size, md5: f.md5.toLowerCase(), sha256: f.sha256.toLowerCase(), state: 'STAGED', error: null,
+          created_at: t, updated_at: t,
+        }));
+        for (const part of chunk(rows, 200)) await trx('file').insert(part);
+      });
+      return { ok: true as const };
+    }),
+  };
+
+  const finish: RpcMethod<FinishParams, { status: TaskStatus }> = {
+    handler: (p) => guarded(async () => {
+      received('pilot.finish');
+      const digest = passkeyDigest(p.passkey);
+      // everything this task sent before finishing is written first (its stats are folded below)
+      await batcher.flushTask(p.task_id);
+      const status = await withTransaction(db, async (trx): Promise<TaskStatus> => {
+        const after = p.ok ? AFTER_OK : AFTER_FAIL;
+        const task = await lockTask(trx, p.task_id, digest, [TaskStatus.PROCESSING, ...after]);
+        // a retried finish (its answer was lost) whose outcome was already recorded: same answer
+        if (task.status !== TaskStatus.PROCESSING) return task.status as TaskStatus;
+        const t = now();
+        const resources = pickResources(p.resources);
+        if (p.ok) {
+          await transition(trx, {
+            taskIds: [task.id], from: TaskStatus.PROCESSING, to: TaskStatus.READYTOCOPY, by: 'mon', actor: 'mon',
+            reason: 'pilot finished ok', set: { ...resources, finished_at: t, last_heartbeat_at: t },
+          });
+          await foldTaskStats(trx, task.id, task.dataset_id, mysql);
+        } else {
+          const summary = (p.error && p.error.trim() ? p.error : 'pilot reported failure').slice(0, ERROR_SUMMARY_MAX);
+          await transition(trx, {
+            taskIds: [task.id], from: TaskStatus.PROCESSING, to: TaskStatus.ERROR, by: 'mon', actor: 'mon',
+            reason: summary.slice(0, 1000),
+            set: { ...resources, finished_at: t, last_heartbeat_at: t, error_summary: summary, failures: trx.raw('failures + 1') },
+          });
+        }
+        if (task.host) await recordNodeOutcome(trx, task.host, task.grid_id, p.ok, mysql);
+        return p.ok ? TaskStatus.READYTOCOPY : TaskStatus.ERROR;
+      });
+      o.logger.info('pilot finished', { task: p.task_id, ok: p.ok, status });
+      return { status };
+    }),
+  };
+
+  return {
+    'pilot.start': start,
+    'pilot.heartbeat': heartbeat,
+    'pilot.stats': stats,
+    'pilot.log': log,
+    'pilot.files': files,
+    'pilot.finish': finish,
+  };
+}
+
+/** Add the task's statistics to its dataset's aggregates (n, sum, sum_sq, min, max), in SQL. */
+export async function foldTaskStats(trx: Trx, taskId: number, datasetId: number, mysql: boolean): Promise<number> {
+  // in name order, so that two tasks of one dataset finishing together lock dataset_stat rows in the same order
+  const rows = (await trx('task_stat').select('name', 'value').where({ task_id: taskId }).orderBy('name')) as Array<{ name: string; value: number }>;
+  for (const part of chunk(rows, 500)) {
+    const values = part.map(() => '(?, ?, 1, ?, ?, ?, ?)').join(', ');
+    const bindings = part.flatMap((r) => {
+      const v = Number(r.value);
+      return [datasetId, r.name, v, v * v, v, v];
+    });
+    const sql = mysql
+      ? `INSERT INTO dataset_stat (dataset_id, name, n, \`sum\`, sum_sq, \`min\`, \`max\`) VALUES ${values}
+         ON DUPLICATE KEY UPDATE n = n + VALUES(n), \`sum\` = \`sum\` + VALUES(\`sum\`), sum_sq = sum_sq + VALUES(sum_sq),
+         \`min\` = LEAST(\`min\`, VALUES(\`min\`)), \`max\` = GREATEST(\`max\`, VALUES(\`max\`))`
+      : `INSERT INTO dataset_stat (dataset_id, name, n, "sum", sum_sq, "min", "max") VALUES ${values}
+         ON CONFLICT (dataset_id, name) DO UPDATE SET n = dataset_stat.n + excluded.n, "sum" = dataset_stat."sum" + excluded."sum",
+         sum_sq = dataset_stat.sum_sq + excluded.sum_sq, "min" = MIN(dataset_stat."min", excluded."min"), "max" = MAX(dataset_stat."max", excluded."max")`;
+    await trx.raw(sql, bindings);
+  }
+  return rows.length;
+}
+
+/** Count the outcome for the worker node (black-hole detection reads ok/fail counts and `recent`). */
+export async function recordNodeOutcome(trx: Trx, hostname: string, gridId: number | null, ok: boolean, mysql: boolean): Promise<void> {
+  const t = now();
+  const mark = ok ? 'O' : 'F';
+  const bindings = [hostname, gridId, ok ? 1 : 0, ok ? 0 : 1, mark, t];
+  const sql = mysql
+    ? `INSERT INTO node (hostname, grid_id, ok_count, fail_count, recent, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE ok_count = ok_count + VALUES(ok_count), fail_count = fail_count + VALUES(fail_count),
+       recent = RIGHT(CONCAT(recent, VALUES(recent)), ${NODE_RECENT}), grid_id = COALESCE(VALUES(grid_id), grid_id), updated_at = VALUES(updated_at)`
+    : `INSERT INTO node (hostname, grid_id, ok_count, fail_count, recent, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (hostname) DO UPDATE SET ok_count = node.ok_count + excluded.ok_count, fail_count = node.fail_count + excluded.fail_count,
+       recent = substr(node.recent || excluded.recent, -${NODE_RECENT}), grid_id = COALESCE(excluded.grid_id, node.grid_id), updated_at = excluded.updated_at`;
+  await trx.raw(sql, bindings);
+}

@@ -1,0 +1,28 @@
+/**
+ * The pure pieces of @firn/core the pilot uses, imported by relative path ON PURPOSE.
+ *
+ * The pilot is bundled into one file that must run with plain `node` on a worker node with
+ * nothing installed. `@firn/core`'s barrel also exports the database (knex, mysql2,
+ * better-sqlite3), the RPC server (fastify) and the winston logger; importing it would drag
+ * all of those into the bundle. These files import nothing but node built-ins and each
+ * other. Deep relative imports into another package are forbidden everywhere else (STYLE.md
+ * "Layout and boundaries"); this file is the pilot's single, documented exception, and the
+ * only place in the pilot that reaches into core.
+ */
+export { evaluate, expandConfig, type ExpressionContext } from '../../core/src/expression-parser';
+export { checksumFile, checksumStream, checksumBuffer, checksumMismatches, type Checksums } from '../../core/src/checksums';
+export { RpcClient, RpcError, RpcTransportError, type RpcClientOptions } from '../../core/src/rpc-client';
+export { FirnError, TransferError, ConfigError, RpcErrorCode, coerceError } from '../../core/src/errors';
+export { backoffDelay, type BackoffOptions } from '../../core/src/backoff';
+// Type-only: erased at build time, so winston (logger) and ajv (dataset-config) never reach the bundle.
+export type { Logger, LogMeta } from '../../core/src/logger';
+export type {
+  DatasetConfig,
+  TaskConfig,
+  TrayConfig,
+  ModuleConfig,
+  DataEntry,
+  Metaproject,
+  Requirements,
+  Checksum,
+} from '../../core/src/dataset-config';

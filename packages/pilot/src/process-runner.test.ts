@@ -1,0 +1,98 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { lastLine, readTail, runProcess, type RunOptions } from './process-runner';
+import { readAllProcesses } from './resources';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-run-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function opts(argv: string[], extra: Partial<RunOptions> = {}): RunOptions {
+  return {
+    argv,
+    cwd: dir,
+    env: { ...process.env },
+    stdoutFile: path.join(dir, 'out'),
+    stderrFile: path.join(dir, 'err'),
+    rusageFile: path.join(dir, 'rusage'),
+    ...extra,
+  };
+}
+
+/** Running (a zombie waiting for init to reap it counts as dead). Polls briefly: SIGKILL is asynchronous. */
+async function alive(pid: number): Promise<boolean> {
+  const running = () => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 50 && running(); i++) await new Promise((r) => setTimeout(r, 20));
+  return running();
+}
+
+describe('runProcess', () => {
+  it('runs a command with its output in files and returns its exit code', async () => {
+    const r = await runProcess(opts(['/bin/sh', '-c', 'echo hello; echo oops >&2; exit 3']));
+    expect(r.exitCode).toBe(3);
+    expect(fs.readFileSync(path.join(dir, 'out'), 'utf8')).toBe('hello\n');
+    expect(lastLine(readTail(path.join(dir, 'err')))).toBe('oops');
+    expect(r.limitError).toBeUndefined();
+  });
+
+  it('counts the CPU time of the whole tree, including a grandchild that already exited', async () => {
+    // A grandchild does a fixed amount of work, records its own CPU time and exits; its parent
+    // waits for it, so its time ends up in the parent's cutime. (Fixed work, not a wall-clock
+    // busy loop, so a loaded machine cannot make the numbers disagree.)
+    const own = path.join(dir, 'own-cpu');
+    const burn = `${JSON.stringify(process.execPath)} -e "let x = 0; for (let i = 0; i < 1.5e8; i++) x += i; const u = process.cpuUsage(); require('fs').writeFileSync('${own}', String((u.user + u.system) / 1e6))"`;
+    const r = await runProcess(opts(['/bin/sh', '-c', `${burn}; sleep 0.3`], { sampleMs: 50 }));
+    expect(r.exitCode).toBe(0);
+    const reported = Number(fs.readFileSync(own, 'utf8'));
+    expect(reported).toBeGreaterThan(0.1);
+    expect(r.cpuSeconds).toBeGreaterThanOrEqual(reported * 0.95 - 0.02); // clock ticks are 10 ms
+    expect(r.cpuSeconds).toBeLessThan(reported + 1);
+  });
+
+  it('kills a process tree that goes over the memory limit', async () => {
+    const pidFile = path.join(dir, 'pid');
+    // node allocates and touches 300 MB; the limit is 100 MB.
+    const alloc = `echo $$ > ${pidFile}; exec ${JSON.stringify(process.execPath)} -e "const b = Buffer.alloc(300*1024*1024, 1); setTimeout(() => console.log(b.length), 20000)"`;
+    const t0 = Date.now();
+    const r = await runProcess(opts(['/bin/sh', '-c', alloc], { limits: { memoryMb: 100 } }));
+    expect(r.limitError?.kind).toBe('memory');
+    expect(r.limitError?.message).toMatch(/^memory limit exceeded \(rss \d+ MB > 100 MB\)$/);
+    expect(r.exitCode).toBeNull();
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(await alive(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(false);
+  });
+
+  it('kills a command that runs past the time limit', async () => {
+    const t0 = Date.now();
+    const r = await runProcess(opts(['sleep', '30'], { limits: { time: { startedAt: Date.now(), minutes: 0.02 } } }));
+    expect(r.limitError?.kind).toBe('time');
+    expect(r.limitError?.message).toMatch(/^time limit exceeded \(wall 0\.0\d min > 0\.02 min\)$/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_150);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+
+  it('kills the process group on abort, background children included', async () => {
+    const ac = new AbortController();
+    const pidFile = path.join(dir, 'bgpid');
+    const p = runProcess(opts(['/bin/sh', '-c', `sleep 30 & echo $! > ${pidFile}; wait`], { signal: ac.signal }));
+    for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 20));
+    const bg = Number(fs.readFileSync(pidFile, 'utf8'));
+    expect(readAllProcesses().some((p) => p.pid === bg)).toBe(true);
+    ac.abort();
+    const r = await p;
+    expect(r.aborted).toBe(true);
+    expect(await alive(bg)).toBe(false);
+  });
+});

@@ -1,0 +1,149 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PilotLogger } from './logger';
+import { FileReporter, RpcReporter, StalePasskeyError } from './reporter';
+import { FakeMon } from '../../../test/pilot/fake-mon';
+import { waitUntil } from '../../../test/helpers/db';
+
+const START = {
+  task: { id: 42, name: 't', task_index: 0, dataset_id: 1, job_id: 10, job_index: 0, jobs_total: 1, requirements: {} },
+  config: { version: 1, tasks: [{ name: 't', trays: [] }] },
+  args: {},
+  inputs: [],
+  external_modules: [],
+  system: { heartbeat_seconds: 60 },
+};
+
+const MD5 = 'a'.repeat(32);
+const SHA = 'b'.repeat(64);
+let mon: FakeMon;
+let logLines: string[];
+let reporter: RpcReporter;
+
+function makeReporter(passkey = mon.passkey): RpcReporter {
+  logLines = [];
+  const stream = { write: (s: string) => logLines.push(s) } as unknown as NodeJS.WritableStream;
+  const logger = PilotLogger.create({ stream });
+  logger.addSecret(passkey);
+  return new RpcReporter({ url: mon.url, taskId: 42, passkey, logger, backoff: { baseMs: 20, maxMs: 200, jitter: 0.5 }, startTimeoutMs: 10_000 });
+}
+
+beforeEach(async () => {
+  mon = new FakeMon({ start: START });
+  await mon.listen();
+  reporter = makeReporter();
+});
+afterEach(async () => {
+  await reporter.close();
+  await mon.close();
+  expect(mon.invalid).toEqual([]); // every call matched schemas/rpc/pilot.*.json
+});
+
+describe('RpcReporter', () => {
+  it('sends every update in order with task_id and passkey, finish last', async () => {
+    const start = await reporter.start('node1', { cpus: 2 });
+    expect(start.task.id).toBe(42);
+    reporter.heartbeat({ cpu_seconds: 1 });
+    reporter.log('a.stdout', 'hello');
+    reporter.files([{ local_name: 'o', url: 'file:///o', temp_url: 'file:///t/o', type: 'permanent', size: 1, md5: MD5, sha256: SHA }]);
+    reporter.stats({ events: 3 });
+    const fin = await reporter.finish(true, undefined, { cpu_seconds: 1, wall_seconds: 2, rss_mb: 3, disk_mb: 4 });
+    expect(fin.status).toBe('READYTOCOPY');
+    expect(mon.calls.map((c) => c.method)).toEqual(['pilot.start', 'pilot.heartbeat', 'pilot.log', 'pilot.files', 'pilot.stats', 'pilot.finish']);
+    expect(mon.calls.every((c) => c.params.task_id === 42 && c.params.passkey === mon.passkey)).toBe(true);
+    expect(mon.callsOf('pilot.start')[0]?.params).toMatchObject({ host: 'node1', resources: { cpus: 2 } });
+    expect(logLines.join('')).not.toContain(mon.passkey);
+  });
+
+  it('buffers while mon is down, coalesces heartbeats, and delivers everything after it returns', async () => {
+    await reporter.start('node1');
+    await mon.down();
+    for (let i = 1; i <= 20; i++) reporter.heartbeat({ cpu_seconds: i });
+    reporter.stats({ events: 5 });
+    reporter.log('x.stdout', 'part1 ', true);
+    reporter.log('x.stdout', 'part2', true);
+    reporter.files([{ local_name: 'o', url: 'u', temp_url: 't', type: 'permanent', size: 1, md5: MD5, sha256: SHA }]);
+    const fin = reporter.finish(true);
+    await waitUntil(() => reporter.counters.failures >= 3, 5_000, 'retries while mon is down');
+    expect(mon.calls.length).toBe(1); // only start
+    await mon.up();
+    await expect(fin).resolves.toEqual({ status: 'READYTOCOPY' });
+    const hb = mon.callsOf('pilot.heartbeat');
+    expect(hb.length).toBe(1);
+    expect(hb[0]?.params.cpu_seconds).toBe(20);
+    expect(mon.callsOf('pilot.stats').map((c) => c.params.stats)).toEqual([{ events: 5 }]);
+    expect(mon.callsOf('pilot.log').map((c) => [c.params.data, c.params.append])).toEqual([['part1 part2', true]]);
+    expect(mon.callsOf('pilot.files')).toHaveLength(1);
+    expect(mon.calls[mon.calls.length - 1]?.method).toBe('pilot.finish');
+    expect(mon.calls.some((c) => c.batched)).toBe(true); // the backlog went out as a batch
+  });
+
+  it('retries a rate-limited call', async () => {
+    await reporter.start('n');
+    mon.rateLimitNext = 3;
+    reporter.stats({ a: 1 });
+    await reporter.finish(true);
+    expect(mon.callsOf('pilot.stats')).toHaveLength(1);
+    expect(reporter.counters.failures).toBeGreaterThanOrEqual(3);
+  });
+
+  it('stops on a refused passkey: fatal callback, nothing more sent, finish rejected', async () => {
+    await reporter.start('n');
+    const fatal = jest.fn();
+    reporter.onFatal(fatal);
+    mon.revoked = true;
+    reporter.heartbeat({ cpu_seconds: 1 });
+    await waitUntil(() => fatal.mock.calls.length === 1, 5_000, 'fatal callback');
+    expect(fatal.mock.calls[0]?.[0]).toBeInstanceOf(StalePasskeyError);
+    await expect(reporter.finish(true)).rejects.toBeInstanceOf(StalePasskeyError);
+    reporter.stats({ a: 1 });
+    expect(reporter.pending()).toBe(0);
+  });
+
+  it('start: keeps trying while mon is down, refuses a wrong passkey', async () => {
+    await mon.down();
+    const p = reporter.start('n');
+    await waitUntil(() => reporter.counters.failures >= 2, 5_000, 'start retries');
+    await mon.up();
+    await expect(p).resolves.toMatchObject({ task: { id: 42 } });
+    await reporter.close();
+    reporter = makeReporter('wrong-passkey');
+    await expect(reporter.start('n')).rejects.toBeInstanceOf(StalePasskeyError);
+  });
+
+  it('drops an update mon rejects for another reason and carries on', async () => {
+    await reporter.start('n');
+    mon.onCall = (c) => {
+      if (c.method === 'pilot.log') throw { code: -32602, message: 'invalid params: /params/name' };
+    };
+    reporter.log('bad', 'x');
+    reporter.stats({ a: 1 });
+    await reporter.finish(true);
+    expect(mon.calls.map((c) => c.method)).toEqual(['pilot.start', 'pilot.stats', 'pilot.finish']);
+    expect(logLines.join('')).toMatch(/mon rejected an update; dropping it/);
+  });
+});
+
+describe('FileReporter', () => {
+  it('reads the config, writes logs and a JSON report', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-filerep-'));
+    try {
+      const cfg = path.join(dir, 'c.json');
+      fs.writeFileSync(cfg, JSON.stringify({ version: 1, tasks: [{ name: 'a', trays: [] }, { name: 'b', trays: [] }] }));
+      const r = new FileReporter({ configFile: cfg, outDir: path.join(dir, 'out'), taskName: 'b', job: 4, dataset: 9, jobsTotal: 10 });
+      const s = await r.start();
+      expect(s.task).toMatchObject({ name: 'b', task_index: 1, job_index: 4, dataset_id: 9, jobs_total: 10 });
+      expect(s.system.site_temp).toBe(`file://${path.join(dir, 'out', 'outputs')}`);
+      r.stats({ n: 1 });
+      r.log('m.stdout', 'abc');
+      await r.finish(false, 'module x/y exited with code 1: boom', { cpu_seconds: 1, wall_seconds: 1, rss_mb: 1, disk_mb: 1 });
+      const report = JSON.parse(fs.readFileSync(r.reportPath, 'utf8'));
+      expect(report).toMatchObject({ status: 'failed', error: 'module x/y exited with code 1: boom', stats: { n: 1 }, logs: ['m.stdout'] });
+      expect(fs.readFileSync(path.join(dir, 'out', 'logs', 'm.stdout'), 'utf8')).toBe('abc');
+      await expect(new FileReporter({ configFile: cfg, outDir: dir, taskName: 'zz' }).start()).rejects.toThrow(/no task named "zz"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

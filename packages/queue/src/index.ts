@@ -1,0 +1,6 @@
+// @firn/queue — the firn-queue daemon and its batch-system plugins.
+export * from './queue-daemon';
+export * from './queue-settings';
+export * from './daemon-setup';
+export { main } from './cli';
+export * from './plugins';

@@ -1,0 +1,328 @@
+/**
+ * Local plugin: runs pilots as detached child processes of this host (the embedded default
+ * of `firn up`). It does not use the Executor: processes and their files are local.
+ *
+ * - Every task becomes a job `local-<taskId>-<8 hex>` (stable, unique even if a task is
+ *   resubmitted). Its record is `<submitDir>/.firn-local/<id>.json` (task, script, dirs).
+ * - At most `options.concurrency` jobs run at once (default: the number of CPUs); the others
+ *   wait as QUEUED and are started by the next submit / checkJobStatus / listJobs call, or
+ *   when a running child exits.
+ * - A started job has a pid file `<batch.dir>/<id>.pid` holding the pid and its start time
+ *   (from /proc, so a reused pid is not mistaken for our job). The process is the leader of
+ *   its own process group (detached), so remove() signals the whole pilot tree, and it
+ *   outlives a daemon restart: a new LocalPlugin on the same submitDir sees and can kill it.
+ * - Status: pid alive → RUNNING; else `<taskDir>/exit_code` (written by the script) → 0
+ *   COMPLETED / other FAILED; removed by us → CANCELLED; otherwise UNKNOWN.
+ * - Children get a minimal environment (PATH, HOME, USER, LANG, …) plus the configured
+ *   [environment] exported by the script: the daemon's own variables (which may hold
+ *   secrets) are not inherited.
+ * Requirements (cpu, memory, time) are not enforced locally.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, ValidationError, type Executor } from '@firn/core';
+import { cleanQueue } from './batch-command';
+import {
+  BatchState,
+  jobNameFor,
+  type BatchJobStatus,
+  type BatchPlugin,
+  type ListedJob,
+  type PluginOptions,
+  type SubmitBatch,
+  type SubmitResult,
+} from './plugin';
+import { checkTasks, renderPilotScript, renderTaskMap, resolveOptions, type ResolvedOptions } from './submit-script';
+
+interface LocalJob {
+  id: string;
+  taskId: number;
+  script: string;
+  batchDir: string;
+  taskDir: string;
+  submittedAt: number;
+  seq: number;
+}
+
+const ENV_PASSED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL'];
+/** Records of finished jobs are kept this long for checkJobStatus, then pruned. */
+const RETAIN_MS = 7 * 24 * 3600 * 1000;
+/** SIGTERM first; SIGKILL this much later if the process group is still there. */
+const KILL_GRACE_MS = 10_000;
+
+async function readText(file: string): Promise<string | null> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Linux process start time (clock ticks since boot, /proc/<pid>/stat field 22) and state; null elsewhere or when gone. */
+function procStat(pid: number): { start: string; state: string } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0] ?? '', start: rest[19] ?? '' };
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number, start: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false; // ESRCH: gone; EPERM: someone else's process now
+  }
+  const stat = procStat(pid);
+  if (stat === null) return process.platform !== 'linux';
+  if (stat.state === 'Z' || stat.state === 'X') return false;
+  return start === '' || start === '-' || stat.start === start;
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+export class LocalPlugin implements BatchPlugin {
+  readonly name = 'local';
+  private readonly options: ResolvedOptions;
+  private readonly registry: string;
+  private readonly concurrency: number;
+  private queueChain: Promise<void> = Promise.resolve();
+  private readonly children = new Map<string, ChildProcess>();
+  private seq = 0;
+  private closed = false;
+
+  /** The executor is not used: the local plugin runs processes and files on this host. */
+  constructor(_executor: Executor | null, options: PluginOptions) {
+    this.options = resolveOptions(options, 'local');
+    if (!options.submitDir || !path.isAbsolute(options.submitDir)) {
+      throw new ConfigError(`local plugin: submitDir must be an absolute directory ([queue] submit_dir), got ${JSON.stringify(options.submitDir)}`);
+    }
+    this.registry = path.join(options.submitDir, '.firn-local');
+    this.concurrency = options.concurrency ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  }
+
+  async writeConfig(batch: SubmitBatch): Promise<string> {
+    checkTasks(batch.tasks);
+    if (!path.isAbsolute(batch.dir)) throw new ValidationError(`batch directory must be absolute, got ${JSON.stringify(batch.dir)}`);
+    const script = renderPilotScript({
+      options: this.options,
+      tasks: batch.tasks,
+      directives: [],
+      comments: ['Run by the local plugin as: /bin/sh submit.sh TASK_ID'],
+      selector: { kind: 'argument' },
+      taskFiles: true,
+    });
+    await fs.mkdir(batch.dir, { recursive: true, mode: 0o700 });
+    for (const t of batch.tasks) await fs.mkdir(t.taskDir, { recursive: true, mode: 0o700 });
+    const scriptPath = path.join(batch.dir, 'submit.sh');
+    await fs.writeFile(scriptPath, script, { mode: 0o700 });
+    await fs.chmod(scriptPath, 0o700);
+    const rows = batch.tasks.map((t) => ({ taskId: t.taskId, batchName: 'local', index: null, taskDir: t.taskDir }));
+    await fs.writeFile(path.join(batch.dir, 'tasks.txt'), renderTaskMap(rows), { mode: 0o600 });
+    return scriptPath;
+  }
+
+  async submit(batch: SubmitBatch, scriptPath: string): Promise<SubmitResult> {
+    checkTasks(batch.tasks);
+    await fs.mkdir(this.registry, { recursive: true, mode: 0o700 });
+    const batchIds = new Map<number, string>();
+    for (const t of batch.tasks) {
+      const job: LocalJob = {
+        id: `local-${t.taskId}-${randomBytes(4).toString('hex')}`,
+        taskId: t.taskId,
+        script: scriptPath,
+        batchDir: batch.dir,
+        taskDir: t.taskDir,
+        submittedAt: Date.now(),
+        seq: this.seq++,
+      };
+      await fs.writeFile(this.recordPath(job.id), JSON.stringify(job) + '\n', { mode: 0o600 });
+      batchIds.set(t.taskId, job.id);
+    }
+    await this.pump();
+    return { batchIds };
+  }
+
+  async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
+    await this.pump();
+    const out = new Map<string, BatchJobStatus>();
+    for (const id of new Set(batchIds)) {
+      const job = await this.read(id);
+      out.set(id, job ? await this.stateOf(job) : { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+    }
+    return out;
+  }
+
+  async remove(batchIds: string[]): Promise<void> {
+    for (const id of new Set(batchIds)) {
+      const job = await this.read(id);
+      if (!job) continue;
+      await fs.writeFile(this.cancelPath(job), `${new Date().toISOString()}\n`);
+      const pid = await this.readPid(job);
+      if (pid && isAlive(pid.pid, pid.start)) {
+        killGroup(pid.pid, 'SIGTERM');
+        const timer = setTimeout(() => {
+          if (isAlive(pid.pid, pid.start)) killGroup(pid.pid, 'SIGKILL');
+        }, KILL_GRACE_MS);
+        timer.unref();
+      }
+    }
+    await this.pump();
+  }
+
+  async listJobs(): Promise<ListedJob[]> {
+    await this.pump();
+    const out: ListedJob[] = [];
+    for (const job of await this.jobs()) {
+      const s = await this.stateOf(job);
+      if (s.state === BatchState.QUEUED || s.state === BatchState.RUNNING) out.push({ batchId: job.id, name: jobNameFor(job.taskId), state: s.state });
+    }
+    return out;
+  }
+
+  cleanQ(keep: (job: ListedJob, taskId: number) => boolean): Promise<ListedJob[]> {
+    return cleanQueue(this, keep);
+  }
+
+  /** Stop reacting to child exits. Running pilots are left alone: they outlive the daemon by design. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const child of this.children.values()) child.removeAllListeners('exit');
+    this.children.clear();
+    await this.queueChain;
+  }
+
+  private recordPath(id: string): string {
+    if (!/^local-\d+-[0-9a-f]+$/.test(id)) throw new ValidationError(`not a local job id: ${JSON.stringify(id)}`);
+    return path.join(this.registry, `${id}.json`);
+  }
+  private pidPath(job: LocalJob): string {
+    return path.join(job.batchDir, `${job.id}.pid`);
+  }
+  private cancelPath(job: LocalJob): string {
+    return path.join(job.batchDir, `${job.id}.cancelled`);
+  }
+
+  private async read(id: string): Promise<LocalJob | null> {
+    if (!/^local-\d+-[0-9a-f]+$/.test(id)) return null;
+    const text = await readText(this.recordPath(id));
+    if (text === null) return null;
+    try {
+      return JSON.parse(text) as LocalJob;
+    } catch {
+      return null;
+    }
+  }
+
+  private async jobs(): Promise<LocalJob[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.registry);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const jobs: LocalJob[] = [];
+    for (const n of names) {
+      if (!n.endsWith('.json')) continue;
+      const job = await this.read(n.slice(0, -'.json'.length));
+      if (job) jobs.push(job);
+    }
+    return jobs.sort((a, b) => a.submittedAt - b.submittedAt || a.seq - b.seq);
+  }
+
+  private async readPid(job: LocalJob): Promise<{ pid: number; start: string } | null> {
+    const text = await readText(this.pidPath(job));
+    if (text === null) return null;
+    const [pid = '', start = ''] = text.trim().split(/\s+/);
+    return { pid: Number(pid), start };
+  }
+
+  private async stateOf(job: LocalJob): Promise<BatchJobStatus> {
+    const base = { batchId: job.id, name: jobNameFor(job.taskId) };
+    const cancelled = (await readText(this.cancelPath(job))) !== null;
+    const pid = await this.readPid(job);
+    if (!pid) {
+      return cancelled ? { ...base, state: BatchState.CANCELLED, rawState: 'cancelled', reason: 'removed before it started' } : { ...base, state: BatchState.QUEUED, rawState: 'waiting' };
+    }
+    const alive = isAlive(pid.pid, pid.start);
+    if (cancelled) return { ...base, state: BatchState.CANCELLED, rawState: alive ? 'cancelling' : 'cancelled', reason: 'removed' };
+    if (alive) return { ...base, state: BatchState.RUNNING, rawState: 'running' };
+    const exitText = await readText(path.join(job.taskDir, 'exit_code'));
+    const code = exitText === null ? NaN : Number.parseInt(exitText.trim(), 10);
+    if (Number.isNaN(code)) return { ...base, state: BatchState.UNKNOWN, rawState: 'vanished', reason: 'process gone without an exit code' };
+    if (code === 0) return { ...base, state: BatchState.COMPLETED, rawState: 'exited', exitCode: 0 };
+    return { ...base, state: BatchState.FAILED, rawState: 'exited', exitCode: code, reason: `exit code ${code}` };
+  }
+
+  /** Start waiting jobs while fewer than `concurrency` run; prune old finished records. Serialised. */
+  private pump(): Promise<void> {
+    if (this.closed) return this.queueChain;
+    const next = this.queueChain.then(() => this.pumpOnce());
+    this.queueChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async pumpOnce(): Promise<void> {
+    const waiting: LocalJob[] = [];
+    let running = 0;
+    const now = Date.now();
+    for (const job of await this.jobs()) {
+      const s = await this.stateOf(job);
+      if (s.state === BatchState.RUNNING || s.rawState === 'cancelling') running++;
+      else if (s.state === BatchState.QUEUED) waiting.push(job);
+      else if (now - job.submittedAt > RETAIN_MS) {
+        await fs.rm(this.recordPath(job.id), { force: true });
+        await fs.rm(this.pidPath(job), { force: true });
+        await fs.rm(this.cancelPath(job), { force: true });
+      }
+    }
+    for (const job of waiting) {
+      if (running >= this.concurrency || this.closed) break;
+      await this.start(job);
+      running++;
+    }
+  }
+
+  private async start(job: LocalJob): Promise<void> {
+    await fs.rm(path.join(job.taskDir, 'exit_code'), { force: true });
+    const env: Record<string, string> = {};
+    for (const k of ENV_PASSED) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    const child = spawn('/bin/sh', [job.script, String(job.taskId)], { cwd: job.taskDir, detached: true, stdio: 'ignore', env });
+    child.on('error', () => undefined); // reported through the missing pid below
+    if (child.pid === undefined) {
+      await fs.writeFile(path.join(job.taskDir, 'exit_code'), '127\n');
+      await fs.writeFile(this.pidPath(job), '0 -\n');
+      return;
+    }
+    const stat = procStat(child.pid);
+    await fs.writeFile(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
+    this.children.set(job.id, child);
+    child.on('exit', () => {
+      this.children.delete(job.id);
+      if (!this.closed) void this.pump().catch(() => undefined);
+    });
+    child.unref();
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * (Son of) Grid Engine plugin: qsub / qstat -xml / qacct / qdel.
+ *
+ * Arrays: `-t first-last` is a single range, so a batch becomes one array per run of
+ * consecutive task ids (at most maxArrayIndex long). The array is named `firn-a<base>` and
+ * submitted with `-t 1-N`; task `<jobId>.<k>` runs task `base + k − 1`. The script computes
+ * its task from `$JOB_NAME` and `$SGE_TASK_ID`; listJobs()/cleanQ() do the same from
+ * `qstat -xml` (JB_name + tasks, pending ranges such as `3-4:1` expanded). A run of one task
+ * is a plain job `firn-<taskId>`. `tasks.txt` beside the script records the mapping.
+ *
+ * Resources: `-l h_rt` (walltime), `-l h_vmem` (memory, per slot), `-l gpu=N` (a common
+ * site-defined complex), `-pe <options.parallelEnvironment> <cpus>` only when a parallel
+ * environment is configured — without one a multi-core task gets one slot (noted in the
+ * script). No `-V`: the daemon's environment is not copied into jobs.
+ *
+ * Status: `qstat -xml -u <user>`; ids no longer there are looked up with `qacct -j <job>`.
+ */
+import path from 'node:path';
+import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
+import { chunkJobName, isArray, planRuns, taskIdForElement, type ArrayChunk } from './array-plan';
+import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
+import {
+  BatchState,
+  jobNameFor,
+  type BatchJobStatus,
+  type BatchPlugin,
+  type ListedJob,
+  type PluginOptions,
+  type SubmitBatch,
+  type SubmitResult,
+} from './plugin';
+import { isSgeUnknownJob, parseQacct, parseSgeQstatXml, parseSgeQsubOutput, qacctStatuses, sgeJobStatuses } from './sge-parse';
+import {
+  batchRequirements,
+  checkTasks,
+  extraDirectiveLines,
+  formatHms,
+  renderPilotScript,
+  renderTaskMap,
+  resolveOptions,
+  type ResolvedOptions,
+} from './submit-script';
+
+const ID_CHUNK = 200;
+
+export class SgePlugin implements BatchPlugin {
+  readonly name = 'sge';
+  private readonly options: ResolvedOptions;
+  private user: string | null = null;
+
+  constructor(
+    private readonly executor: Executor,
+    options: PluginOptions,
+  ) {
+    this.options = resolveOptions(options, 'sge');
+  }
+
+  private plan(batch: SubmitBatch): ArrayChunk[] {
+    return planRuns(
+      batch.tasks.map((t) => t.taskId),
+      this.options.maxArrayIndex,
+    );
+  }
+
+  private checkBatch(batch: SubmitBatch): void {
+    checkTasks(batch.tasks);
+    for (const p of [batch.dir, ...batch.tasks.map((t) => t.taskDir)]) {
+      if (!p.startsWith('/')) throw new ValidationError(`batch directory must be an absolute path, got ${JSON.stringify(p)}`);
+      // qsub -o takes [host:]path and expands $-pseudo variables
+      if (/[:$\n]/.test(p)) throw new ValidationError(`directory ${JSON.stringify(p)} must not contain ':', '$' or newlines (SGE -o paths)`);
+    }
+  }
+
+  async writeConfig(batch: SubmitBatch): Promise<string> {
+    this.checkBatch(batch);
+    const req = batchRequirements(batch.tasks);
+    const chunks = this.plan(batch);
+    const o = this.options;
+    const d: string[] = ['#$ -S /bin/sh'];
+    if (chunks.length === 1) {
+      const c = chunks[0] as ArrayChunk;
+      d.push(`#$ -N ${chunkJobName(c)}`);
+      if (isArray(c)) d.push(`#$ -t 1-${c.taskIds.length}`);
+    }
+    const comments = [
+      'Submitted with qsub -N/-t on the command line (they override the lines above).',
+      'The task is firn-<taskId> from the job name, or base + $SGE_TASK_ID - 1 for an array named firn-a<base>.',
+    ];
+    const pe = o.parallelEnvironment;
+    const slots = pe && req.cpu > 1 ? req.cpu : 1;
+    if (pe && req.cpu > 1) d.push(`#$ -pe ${pe} ${req.cpu}`);
+    else if (req.cpu > 1) comments.push(`${req.cpu} cpus requested but no parallel environment is configured (options.parallelEnvironment): one slot.`);
+    if (req.time > 0) d.push(`#$ -l h_rt=${formatHms(req.time)}`);
+    if (req.memory > 0) d.push(`#$ -l h_vmem=${Math.ceil(req.memory / slots)}M`);
+    if (req.gpu > 0) d.push(`#$ -l gpu=${req.gpu}`);
+    const queue = o.queue || o.partition;
+    if (queue) d.push(`#$ -q ${queue}`);
+    if (o.account) d.push(`#$ -A ${o.account}`);
+    d.push(...extraDirectiveLines('#$', o.extraDirectives));
+    if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map(chunkJobName).join(' ')}`);
+
+    const script = renderPilotScript({
+      options: o,
+      tasks: batch.tasks,
+      directives: d,
+      comments,
+      selector: { kind: 'job-name', nameVars: ['JOB_NAME'], indexVar: 'SGE_TASK_ID', firstIndex: 1 },
+      taskFiles: true,
+    });
+    const scriptPath = path.posix.join(batch.dir, 'submit.sh');
+    await this.executor.mkdir(batch.dir, 0o700);
+    for (const t of batch.tasks) await this.executor.mkdir(t.taskDir, 0o700);
+    await this.executor.writeFile(scriptPath, script, 0o700);
+    const taskDir = new Map(batch.tasks.map((t) => [t.taskId, t.taskDir]));
+    const rows = chunks.flatMap((c) =>
+      c.taskIds.map((id) => ({ taskId: id, batchName: chunkJobName(c), index: isArray(c) ? id - c.base + 1 : null, taskDir: taskDir.get(id) ?? '' })),
+    );
+    await this.executor.writeFile(path.posix.join(batch.dir, 'tasks.txt'), renderTaskMap(rows), 0o600);
+    return scriptPath;
+  }
+
+  async submit(batch: SubmitBatch, scriptPath: string): Promise<SubmitResult> {
+    this.checkBatch(batch);
+    const taskDir = new Map(batch.tasks.map((t) => [t.taskId, t.taskDir]));
+    const batchIds = new Map<number, string>();
+    const submitted: string[] = [];
+    try {
+      for (const c of this.plan(batch)) {
+        const args = ['-terse', '-N', chunkJobName(c), '-j', 'y'];
+        if (isArray(c)) args.push('-t', `1-${c.taskIds.length}`, '-o', path.posix.join(batch.dir, 'sge-$JOB_ID.$TASK_ID.out'));
+        else args.push('-o', path.posix.join(taskDir.get(c.base) as string, 'sge-$JOB_ID.out'));
+        args.push(scriptPath);
+        const r = await runTool(this.executor, this.options.binDir, 'qsub', args, { cwd: batch.dir });
+        if (r.code !== 0) throw toolError('qsub', r);
+        const parsed = parseSgeQsubOutput(r.stdout);
+        if (!parsed || (isArray(c) && parsed.tasks?.length !== c.taskIds.length)) {
+          if (parsed) submitted.push(parsed.jobId);
+          throw new BatchSystemError(`qsub printed no usable job id: ${JSON.stringify(firstLine(r.stdout))}`, r.display, r.code, r.stderr || r.stdout);
+        }
+        submitted.push(parsed.jobId);
+        c.taskIds.forEach((id, k) => batchIds.set(id, isArray(c) ? `${parsed.jobId}.${k + 1}` : parsed.jobId));
+      }
+    } catch (e) {
+      if (submitted.length > 0) await this.remove(submitted).catch(() => undefined);
+      throw e;
+    }
+    return { batchIds };
+  }
+
+  private async whoami(): Promise<string> {
+    if (this.user) return this.user;
+    const r = await runTool(this.executor, undefined, 'id', ['-un']);
+    const user = r.stdout.trim();
+    if (r.code !== 0 || !user) throw toolError('id -un', r);
+    this.user = user;
+    return user;
+  }
+
+  private async qstat(): Promise<BatchJobStatus[]> {
+    const r = await runTool(this.executor, this.options.binDir, 'qstat', ['-xml', '-u', await this.whoami()]);
+    if (r.code !== 0) throw toolError('qstat', r);
+    return sgeJobStatuses(parseSgeQstatXml(r.stdout));
+  }
+
+  async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
+    const wanted = [...new Set(batchIds)];
+    const wantedSet = new Set(wanted);
+    const result = new Map<string, BatchJobStatus>();
+    if (wanted.length === 0) return result;
+    const live = new Map((await this.qstat()).map((s) => [s.batchId, s]));
+    const missingJobs = new Set<string>();
+    for (const id of wanted) {
+      const s = live.get(id);
+      if (s) result.set(id, s);
+      else missingJobs.add(id.split('.')[0] as string);
+    }
+    for (const job of missingJobs) {
+      const r = await runTool(this.executor, this.options.binDir, 'qacct', ['-j', job]);
+      if (r.code !== 0) continue; // `error: job id N not found` (or no accounting file): UNKNOWN
+      for (const s of qacctStatuses(parseQacct(r.stdout))) if (!result.has(s.batchId) && wantedSet.has(s.batchId)) result.set(s.batchId, s);
+    }
+    for (const id of wanted) if (!result.has(id)) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+    return result;
+  }
+
+  async remove(batchIds: string[]): Promise<void> {
+    for (const part of chunked([...new Set(batchIds)], ID_CHUNK)) {
+      if (part.length === 0) continue;
+      const r = await runTool(this.executor, this.options.binDir, 'qdel', part);
+      if (r.code === 0) continue;
+      const problems = (r.stderr + '\n' + r.stdout)
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !isSgeUnknownJob(l) && !/has (registered|deleted)|for deletion/i.test(l));
+      if (problems.length > 0) throw toolError('qdel', r);
+    }
+  }
+
+  async listJobs(): Promise<ListedJob[]> {
+    const jobs: ListedJob[] = [];
+    for (const s of await this.qstat()) {
+      if (!s.name) continue;
+      const [, task] = s.batchId.split('.');
+      const taskId = taskIdForElement(s.name, task === undefined ? null : Number(task), 1);
+      if (taskId === null || s.state === BatchState.COMPLETED) continue;
+      jobs.push({ batchId: s.batchId, name: jobNameFor(taskId), state: s.state });
+    }
+    return jobs;
+  }
+
+  cleanQ(keep: (job: ListedJob, taskId: number) => boolean): Promise<ListedJob[]> {
+    return cleanQueue(this, keep);
+  }
+}
+

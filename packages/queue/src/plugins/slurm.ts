@@ -1,0 +1,266 @@
+/**
+ * Slurm plugin: sbatch / squeue / sacct / scancel.
+ *
+ * Arrays: a batch becomes one `sbatch --array=<index list>` per window of task ids (an
+ * array spans at most maxArrayIndex ids, Slurm's MaxArraySize − 1). The array is named
+ * `firn-a<base>` and element `<jobId>_<i>` runs task `base + i`; the script computes its task
+ * from `$SLURM_JOB_NAME` and `$SLURM_ARRAY_TASK_ID`, and listJobs()/cleanQ() recover it the
+ * same way from squeue's `%i` (`1234_5`) and `%j`. A window of one task is a plain job
+ * `firn-<taskId>`. `tasks.txt` beside the script records the mapping for people.
+ *
+ * Status: `squeue --me -r -t all` (pending, running and recently finished jobs); ids no
+ * longer there are looked up with `sacct -X -P -j …`, or `sacct -c` (jobcomp) where
+ * accounting storage is disabled; ids nobody knows are UNKNOWN.
+ *
+ * Jobs run with `--export=NONE`: the daemon's own environment (which may hold secrets)
+ * is not copied into jobs; the script sets PATH if the login environment has none, and
+ * exports the configured [environment].
+ */
+import path from 'node:path';
+import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
+import { chunkJobName, formatIndexList, isArray, planWindows, taskIdForElement, type ArrayChunk } from './array-plan';
+import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
+import {
+  BatchState,
+  jobNameFor,
+  type BatchJobStatus,
+  type BatchPlugin,
+  type ListedJob,
+  type PluginOptions,
+  type SubmitBatch,
+  type SubmitResult,
+} from './plugin';
+import {
+  SACCT_FIELDS,
+  SQUEUE_FORMAT,
+  isSlurmAccountingDisabled,
+  isSlurmInvalidJobId,
+  parseArrayElementId,
+  parseSacct,
+  parseSbatchOutput,
+  parseSqueue,
+  type SqueueJob,
+} from './slurm-parse';
+import {
+  batchRequirements,
+  checkTasks,
+  extraDirectiveLines,
+  renderPilotScript,
+  renderTaskMap,
+  resolveOptions,
+  type ResolvedOptions,
+} from './submit-script';
+
+const ID_CHUNK = 200;
+/** Remembered element → own job id mappings (for `sacct -c`), oldest forgotten first. */
+const RAW_ID_CACHE = 100_000;
+
+function withoutRawId(job: SqueueJob): BatchJobStatus {
+  const { rawJobId: _raw, ...status } = job;
+  return status;
+}
+
+export class SlurmPlugin implements BatchPlugin {
+  readonly name = 'slurm';
+  private readonly options: ResolvedOptions;
+  /** Which accounting query works here: plain sacct (slurmdbd) or `sacct -c` (jobcomp file). */
+  private accounting: 'sacct' | 'jobcomp' = 'sacct';
+  /**
+   * Array element id → its own job id, learned from squeue `%A` once the element started:
+   * the jobcomp log (`sacct -c`) records elements only under that id.
+   */
+  private readonly rawIds = new Map<string, string>();
+
+  constructor(
+    private readonly executor: Executor,
+    options: PluginOptions,
+  ) {
+    this.options = resolveOptions(options, 'slurm');
+  }
+
+  private plan(batch: SubmitBatch): ArrayChunk[] {
+    return planWindows(
+      batch.tasks.map((t) => t.taskId),
+      this.options.maxArrayIndex,
+    );
+  }
+
+  private checkBatch(batch: SubmitBatch): void {
+    checkTasks(batch.tasks);
+    for (const p of [batch.dir, ...batch.tasks.map((t) => t.taskDir)]) {
+      if (!p.startsWith('/')) throw new ValidationError(`batch directory must be an absolute path, got ${JSON.stringify(p)}`);
+      // sbatch expands %-patterns in --output and turns them all off after a backslash
+      if (/[%\\\n]/.test(p)) throw new ValidationError(`directory ${JSON.stringify(p)} must not contain %, \\ or newlines (Slurm output patterns)`);
+    }
+  }
+
+  async writeConfig(batch: SubmitBatch): Promise<string> {
+    this.checkBatch(batch);
+    const req = batchRequirements(batch.tasks);
+    const chunks = this.plan(batch);
+    const o = this.options;
+    const d: string[] = [];
+    if (chunks.length === 1) {
+      const c = chunks[0] as ArrayChunk;
+      d.push(`#SBATCH --job-name=${chunkJobName(c)}`);
+      if (isArray(c)) d.push(`#SBATCH --array=${formatIndexList(c.taskIds.map((id) => id - c.base))}`);
+    }
+    d.push('#SBATCH --nodes=1', '#SBATCH --ntasks=1', `#SBATCH --cpus-per-task=${req.cpu}`);
+    if (req.memory > 0) d.push(`#SBATCH --mem=${req.memory}M`);
+    if (req.gpu > 0) d.push(`#SBATCH --gres=gpu:${req.gpu}`);
+    if (req.time > 0) d.push(`#SBATCH --time=${req.time}`);
+    const partition = o.partition || o.queue;
+    if (partition) d.push(`#SBATCH --partition=${partition}`);
+    if (o.account) d.push(`#SBATCH --account=${o.account}`);
+    d.push('#SBATCH --export=NONE', ...extraDirectiveLines('#SBATCH', o.extraDirectives));
+
+    const comments = [
+      'Submitted with sbatch --job-name/--array on the command line (they override the lines above).',
+      'The task is firn-<taskId> from the job name, or base + $SLURM_ARRAY_TASK_ID for an array named firn-a<base>.',
+    ];
+    if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map(chunkJobName).join(' ')}`);
+    const script = renderPilotScript({
+      options: o,
+      tasks: batch.tasks,
+      directives: d,
+      comments,
+      selector: { kind: 'job-name', nameVars: ['SLURM_JOB_NAME'], indexVar: 'SLURM_ARRAY_TASK_ID', firstIndex: 0 },
+      taskFiles: true,
+    });
+    const scriptPath = path.posix.join(batch.dir, 'submit.sh');
+    await this.executor.mkdir(batch.dir, 0o700);
+    for (const t of batch.tasks) await this.executor.mkdir(t.taskDir, 0o700);
+    await this.executor.writeFile(scriptPath, script, 0o700);
+    const taskDir = new Map(batch.tasks.map((t) => [t.taskId, t.taskDir]));
+    const rows = chunks.flatMap((c) =>
+      c.taskIds.map((id) => ({ taskId: id, batchName: chunkJobName(c), index: isArray(c) ? id - c.base : null, taskDir: taskDir.get(id) ?? '' })),
+    );
+    await this.executor.writeFile(path.posix.join(batch.dir, 'tasks.txt'), renderTaskMap(rows), 0o600);
+    return scriptPath;
+  }
+
+  async submit(batch: SubmitBatch, scriptPath: string): Promise<SubmitResult> {
+    this.checkBatch(batch);
+    const taskDir = new Map(batch.tasks.map((t) => [t.taskId, t.taskDir]));
+    const batchIds = new Map<number, string>();
+    const submitted: string[] = [];
+    try {
+      for (const c of this.plan(batch)) {
+        const args = ['--parsable', `--job-name=${chunkJobName(c)}`];
+        if (isArray(c)) {
+          args.push(`--array=${formatIndexList(c.taskIds.map((id) => id - c.base))}`, `--output=${path.posix.join(batch.dir, 'slurm-%A_%a.out')}`);
+        } else {
+          args.push(`--output=${path.posix.join(taskDir.get(c.base) as string, 'slurm-%j.out')}`);
+        }
+        args.push(scriptPath);
+        const r = await runTool(this.executor, this.options.binDir, 'sbatch', args, { cwd: batch.dir });
+        if (r.code !== 0) throw toolError('sbatch', r);
+        const parsed = parseSbatchOutput(r.stdout);
+        if (!parsed) {
+          throw new BatchSystemError(`sbatch printed no job id: ${JSON.stringify(firstLine(r.stdout))}`, r.display, r.code, r.stderr || r.stdout);
+        }
+        submitted.push(parsed.jobId);
+        for (const id of c.taskIds) batchIds.set(id, isArray(c) ? `${parsed.jobId}_${id - c.base}` : parsed.jobId);
+      }
+    } catch (e) {
+      // do not leave half a batch behind: the caller will put these tasks back to WAITING
+      if (submitted.length > 0) await this.remove(submitted).catch(() => undefined);
+      throw e;
+    }
+    return { batchIds };
+  }
+
+  private async squeue(all: boolean): Promise<SqueueJob[]> {
+    const args = ['--me', '--noheader', '--array', ...(all ? ['--states=all'] : []), `--format=${SQUEUE_FORMAT}`];
+    const r = await runTool(this.executor, this.options.binDir, 'squeue', args);
+    if (r.code !== 0) throw toolError('squeue', r);
+    const jobs = parseSqueue(r.stdout, SQUEUE_FORMAT);
+    for (const j of jobs) {
+      if (j.rawJobId && j.batchId.includes('_') && j.state !== BatchState.QUEUED && !this.rawIds.has(j.batchId)) {
+        this.rawIds.set(j.batchId, j.rawJobId);
+        if (this.rawIds.size > RAW_ID_CACHE) this.rawIds.delete(this.rawIds.keys().next().value as string);
+      }
+    }
+    return jobs;
+  }
+
+  /** Final states from accounting; ids accounting does not know are left out. */
+  private async accountingStatuses(ids: string[]): Promise<BatchJobStatus[]> {
+    const out: BatchJobStatus[] = [];
+    for (const part of chunked(ids, ID_CHUNK)) {
+      if (this.accounting === 'sacct') {
+        const r = await runTool(this.executor, this.options.binDir, 'sacct', ['-X', '-P', '-j', part.join(','), '-o', SACCT_FIELDS.join(',')]);
+        if (r.code === 0) {
+          out.push(...parseSacct(r.stdout));
+          continue;
+        }
+        if (!isSlurmAccountingDisabled(r.stderr + r.stdout)) continue; // transient: these ids stay UNKNOWN this cycle
+        this.accounting = 'jobcomp';
+      }
+      // The jobcomp log knows array elements only by their own job id (if we saw it start).
+      const query = new Map<string, string>();
+      for (const id of part) {
+        const raw = id.includes('_') ? this.rawIds.get(id) : id;
+        if (raw) query.set(raw, id);
+      }
+      if (query.size === 0) continue;
+      const r = await runTool(this.executor, this.options.binDir, 'sacct', ['-c', '-P', '-j', [...query.keys()].join(','), '-o', SACCT_FIELDS.join(',')]);
+      if (r.code !== 0) continue;
+      for (const s of parseSacct(r.stdout)) {
+        const id = query.get(s.batchId);
+        if (id !== undefined) out.push({ ...s, batchId: id });
+      }
+    }
+    for (const s of out) if (s.state !== BatchState.QUEUED && s.state !== BatchState.RUNNING) this.rawIds.delete(s.batchId);
+    return out;
+  }
+
+  async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
+    const wanted = [...new Set(batchIds)];
+    const result = new Map<string, BatchJobStatus>();
+    if (wanted.length === 0) return result;
+    const live = new Map((await this.squeue(true)).map((s) => [s.batchId, withoutRawId(s)]));
+    const missing: string[] = [];
+    for (const id of wanted) {
+      const s = live.get(id);
+      if (s) result.set(id, s);
+      else missing.push(id);
+    }
+    if (missing.length > 0) {
+      const want = new Set(missing);
+      for (const s of await this.accountingStatuses(missing)) if (want.has(s.batchId)) result.set(s.batchId, s);
+    }
+    for (const id of wanted) if (!result.has(id)) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+    return result;
+  }
+
+  async remove(batchIds: string[]): Promise<void> {
+    for (const part of chunked([...new Set(batchIds)], ID_CHUNK)) {
+      if (part.length === 0) continue;
+      const r = await runTool(this.executor, this.options.binDir, 'scancel', part);
+      if (r.code === 0) continue;
+      const problems = (r.stderr + '\n' + r.stdout)
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !isSlurmInvalidJobId(l) && !/already completing or completed/i.test(l) && !/^scancel: Terminating job/i.test(l));
+      if (problems.length > 0) throw toolError('scancel', r);
+    }
+  }
+
+  async listJobs(): Promise<ListedJob[]> {
+    const jobs: ListedJob[] = [];
+    for (const s of await this.squeue(false)) {
+      if (!s.name) continue;
+      const element = parseArrayElementId(s.batchId);
+      const taskId = taskIdForElement(s.name, element ? element.index : null, 0);
+      if (taskId === null) continue;
+      if (s.state === BatchState.COMPLETED || s.state === BatchState.FAILED || s.state === BatchState.CANCELLED) continue;
+      jobs.push({ batchId: s.batchId, name: jobNameFor(taskId), state: s.state });
+    }
+    return jobs;
+  }
+
+  cleanQ(keep: (job: ListedJob, taskId: number) => boolean): Promise<ListedJob[]> {
+    return cleanQueue(this, keep);
+  }
+}

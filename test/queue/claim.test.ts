@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
-import { TaskStatus, claimSelect, claimTasks, releaseReadyTasks, sha256Hex, type Db } from '@firn/core';
+import { TaskStatus, claimSelect, claimTasks, lockSkipLocked, releaseReadyTasks, sha256Hex, type Db } from '@firn/core';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import { addGrid, finishTasks, seedDataset, statusOf } from './support/seed';
 
@@ -136,6 +136,22 @@ describe.each(DB_KINDS)('claimTasks on %s', (kind) => {
     expect(ids.sort((x, y) => x - y)).toEqual(ds.all);
     const [{ n }] = (await db('history').count({ n: '*' }).where({ entity: 'task', to_status: 'QUEUEING' })) as [{ n: number }];
     expect(Number(n)).toBe(300);
+  });
+
+  test('a claim holds its tasks only: another claimer gets the other tasks of the same job at once', async () => {
+    if (kind === 'sqlite') return; // SQLite has one writer at a time: there is no row lock to look at
+    const db = t.db;
+    const g = await addGrid(db, 'site');
+    const ds = await seedDataset(db, { jobs: 1, grids: [g], tasks: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] });
+    const trx = await db.transaction({ isolationLevel: 'read committed' });
+    try {
+      const held = await lockSkipLocked(trx, claimSelect(trx, { datasetId: ds.datasetId, capabilities: {}, sites: [], now: Date.now(), limit: 1 }));
+      expect(held.map((r: { id: number }) => Number(r.id))).toEqual([ds.all[0]]);
+      const other = await claim(db, g, 'site', {}, 10);
+      expect(other.map((x) => x.id)).toEqual(ds.all.slice(1));
+    } finally {
+      await trx.rollback();
+    }
   });
 
   test('the ordered claim query walks an index (no table scan, no sort)', async () => {

@@ -17,7 +17,7 @@ export interface Logger {
 const SECRET_KEY = /pass(word|key|wd)?|token|secret|authorization|cookie|private|credential|api[_-]?key/i;
 const SECRET_TEXT = [
   /(Bearer\s+)[A-Za-z0-9._~+/=-]+/g,
-  /(\/\/[^:/@\s]*:)[^@\s]+@/g, // user:password@ in URLs
+  /(\/\/[^:/@\s]*:)[^@\s]+(?=@)/g, // user:password@ in URLs
   /((?:password|passkey|token|secret)["']?\s*[:=]\s*["']?)[^"'\s,}]+/gi,
 ];
 

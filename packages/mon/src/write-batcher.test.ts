@@ -91,12 +91,14 @@ describe('WriteBatcher', () => {
   });
 
   test('flushTask/flush wait for queued updates; close drains and then refuses', async () => {
-    const b = new WriteBatcher({ db, flushMs: 100, maxPending: 100, logCap: 1024 });
+    const flushes: FlushInfo[] = [];
+    const b = new WriteBatcher({ db, flushMs: 100, maxPending: 100, logCap: 1024, onFlush: (f) => flushes.push(f) });
     await b.flushTask(taskId); // nothing queued: returns at once
+    expect(flushes).toHaveLength(0);
     const p = b.enqueue({ kind: 'heartbeat', taskId, digest: sha256Hex(passkey), values: { wall_seconds: 9 } });
-    const t0 = Date.now();
     await b.flushTask(taskId);
-    expect(Date.now() - t0).toBeLessThan(90); // did not wait for the timer
+    expect(flushes).toHaveLength(1);
+    expect(flushes[0]!.waitedMs).toBeLessThan(100); // flushed on demand, not at the 100 ms timer
     await p;
     expect(Number((await db('task').where({ id: taskId }).first()).wall_seconds)).toBe(9);
     const q = b.enqueue({ kind: 'heartbeat', taskId, digest: sha256Hex(passkey), values: { wall_seconds: 10 } });

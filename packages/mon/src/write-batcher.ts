@@ -10,15 +10,18 @@ import { forUpdate, passkeyValid, stalePasskeyError, takeWriteLock } from './pas
  *
  *   1. one `SELECT … FOR UPDATE` of every task in the batch — each update's passkey digest is
  *      checked there, under lock, so a stale pilot can never write (no cache to go stale);
- *   2. heartbeats: one multi-row `UPDATE task SET col = CASE id WHEN … END` per 500 tasks;
+ *   2. heartbeats: one multi-row UPDATE per 500 tasks, joining `task` to the new values as a
+ *      derived table (MySQL: `UPDATE … JOIN (SELECT … UNION ALL …)`, SQLite: `UPDATE … FROM
+ *      (VALUES …)`) — linear in the batch, where a `CASE id WHEN …` per column is quadratic;
  *   3. statistics: one multi-row upsert into `task_stat` per 500 rows;
  *   4. logs: multi-row upserts into `task_log` that append in SQL while a log is under the cap,
  *      and rewrite the tail (computed here, at a UTF-8 boundary) once it would exceed it.
  *
  * A flush runs when the oldest queued update is `flushMs` old, or at once when `triggerSize`
  * updates wait or someone waits for a flush (pilot.finish, shutdown). On MySQL/MariaDB a second
- * flush may run while one commits, over other tasks only, so a task's updates keep their order. `enqueue` resolves only after the update's transaction has committed
- * (ack-after-flush: an OK to the pilot means written), or rejects with -32009 (stale passkey),
+ * flush may run while one commits, over other tasks only, so a task's updates keep their order.
+ * `enqueue` resolves only after the update's transaction has committed (ack-after-flush: an OK
+ * to the pilot means written), or rejects with -32009 (stale passkey),
  * -32029 (more than `maxPending` updates waiting: back off) or -32603 (the database failed).
  */
 
@@ -38,6 +41,8 @@ export class StorageUnavailableError extends FirnError {
 export interface FlushInfo {
   updates: number;
   tasks: number;
+  /** How long the batch's oldest update had waited when the flush started, ms. */
+  waitedMs: number;
   rejected: number;
   seconds: number;
   ok: boolean;
@@ -205,6 +210,7 @@ export class WriteBatcher {
 
   private async runBatch(batch: Entry[]): Promise<void> {
     this.active++;
+    const waitedMs = Date.now() - Math.min(...batch.map((e) => e.at));
     const started = process.hrtime.bigint();
     let outcomes: boolean[] | null = null;
     let failure: Error | null = null;
@@ -233,7 +239,7 @@ export class WriteBatcher {
       else this.inFlightTasks.delete(entry.update.taskId);
     });
     const tasks = new Set(batch.map((e) => e.update.taskId)).size;
-    this.options.onFlush?.({ updates: batch.length, tasks, rejected, seconds, ok: !failure });
+    this.options.onFlush?.({ updates: batch.length, tasks, waitedMs, rejected, seconds, ok: !failure });
     this.active--;
     this.schedule();
   }

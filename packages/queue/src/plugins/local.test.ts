@@ -158,7 +158,11 @@ describe('LocalPlugin', () => {
     expect(await second.listJobs()).toEqual([{ batchId: id, name: 'firn-7', state: 'RUNNING' }]);
     await second.remove([id]);
     await waitUntil('pilot killed', async () => !alive(pid));
-    expect(await waitState(second, id, 'CANCELLED')).toEqual({ batchId: id, name: 'firn-7', state: 'CANCELLED', rawState: 'cancelled', reason: 'removed' });
+    const final = await waitUntil('wrapper gone too', async () => {
+      const s = await stateOf(second, id);
+      return s.rawState === 'cancelled' ? s : undefined;
+    });
+    expect(final).toEqual({ batchId: id, name: 'firn-7', state: 'CANCELLED', rawState: 'cancelled', reason: 'removed' });
     expect(await second.listJobs()).toEqual([]);
   });
 

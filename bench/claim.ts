@@ -75,11 +75,11 @@ async function seed(db: Db, tasks: number): Promise<{ gridId: number; gridName: 
   const gridName = 'bench-grid';
   await db('grid').insert({ name: gridName, plugin: 'slurm', capabilities: '{}', status: 'enabled', created_at: t });
   const gridId = Number(((await db('grid').where('name', gridName).first()) as { id: number }).id);
-  const [datasetId] = (await db('dataset').insert({
+  const [datasetId = 0] = (await db('dataset').insert({
     description: 'claim bench', status: 'PROCESSING', priority: 0, tasks_per_job: 1, config: '{}', config_hash: '0'.repeat(64),
     created_at: t, updated_at: t, jobs_submitted: tasks,
   })) as number[];
-  const [relId] = (await db('task_rel').insert({ dataset_id: datasetId, task_index: 0, name: 'main', requirements: '{}' })) as number[];
+  const [relId = 0] = (await db('task_rel').insert({ dataset_id: datasetId, task_index: 0, name: 'main', requirements: '{}' })) as number[];
   await db('dataset_grid').insert({ dataset_id: datasetId, grid_id: gridId });
   const indexes = Array.from({ length: tasks }, (_, i) => i);
   await db.transaction(async (trx) => {

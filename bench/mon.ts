@@ -26,6 +26,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { connect, loadConfig, randomSecret, sha256Hex, type Db } from '@firn/core';
 import { createMonServer } from '@firn/mon';
@@ -54,6 +55,8 @@ export interface MonBenchResult {
   pilots: number;
   flush_ms: number;
   cpus: number;
+  /** 1-minute load average before and after the run: other work on the machine skews the numbers. */
+  loadavg: [number, number];
   echo_closed: PhaseResult;
   mon_closed: PhaseResult;
   mon_open: PhaseResult;
@@ -271,6 +274,7 @@ export async function run(options: { pilots?: number; seconds?: number; rate?: n
   const warmupMs = 2000;
   const durationMs = seconds * 1000;
 
+  const load0 = os.loadavg()[0] ?? 0;
   const db = await connect(dbUrl, { poolMax: 10 });
   const echo = await startEchoServer();
   let mon: Awaited<ReturnType<typeof createMonServer>> | null = null;
@@ -291,7 +295,8 @@ export async function run(options: { pilots?: number; seconds?: number; rate?: n
       date: new Date().toISOString(),
       pilots,
       flush_ms: flushMs,
-      cpus: (await import('node:os')).cpus().length,
+      cpus: os.cpus().length,
+      loadavg: [round(load0), round(os.loadavg()[0] ?? 0)],
       echo_closed: { target: 'echo', mode: 'closed', ...echoClosed },
       mon_closed: { target: 'mon', mode: 'closed', ...monClosed },
       mon_open: { target: 'mon', mode: 'open', ...monOpen },

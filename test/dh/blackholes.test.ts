@@ -30,6 +30,11 @@ describe.each(DB_KINDS)('black holes on %s', (kind) => {
     expect(a).toMatchObject({ ok_count: 2, fail_count: 70, grid_id: gridId, recent: 'F'.repeat(NODE_RECENT_LENGTH - 1) + 'O' });
     expect(Number(a.updated_at)).toBe(3000);
     expect(await t.db('node').count({ n: '*' }).first()).toMatchObject({ n: 2 });
+    // per grid (a batch system's exclude list)
+    await t.db('node').update({ blackholed_until: 10_000 });
+    expect(await blackholedHosts(t.db, 5000)).toEqual(['wn-a', 'wn-b']);
+    expect(await blackholedHosts(t.db, 5000, gridId)).toEqual(['wn-a']);
+    expect(await blackholedHosts(t.db, 10_000)).toEqual([]);
   });
 
   test('≥ threshold failures in the last window → excluded for the cool-down, recorded; judged afresh afterwards', async () => {

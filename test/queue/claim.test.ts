@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import type { Knex } from 'knex';
 import path from 'node:path';
 import { TaskStatus, claimSelect, claimTasks, lockSkipLocked, releaseReadyTasks, sha256Hex, type Db } from '@firn/core';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
@@ -162,12 +163,12 @@ describe.each(DB_KINDS)('claimTasks on %s', (kind) => {
     if (kind === 'mariadb') await db.raw('ANALYZE TABLE task');
     const q = claimSelect(db, { datasetId: ds.datasetId, capabilities: { cpu: 4 }, sites: ['site'], now: Date.now(), limit: 10 }).toSQL();
     if (kind === 'sqlite') {
-      const plan: Array<{ detail: string }> = await db.raw(`EXPLAIN QUERY PLAN ${q.sql}`, q.bindings as unknown[]);
+      const plan: Array<{ detail: string }> = await db.raw(`EXPLAIN QUERY PLAN ${q.sql}`, q.bindings as Knex.RawBinding[]);
       const text = plan.map((p) => p.detail).join('\n');
       expect(text).toMatch(/USING INDEX task_(status_dataset|dataset_status)_idx/);
       expect(text).not.toMatch(/TEMP B-TREE/);
     } else {
-      const [plan] = (await db.raw(`EXPLAIN ${q.sql}`, q.bindings as unknown[])) as [Array<{ table: string; key: string | null; Extra: string | null; type: string }>];
+      const [plan] = (await db.raw(`EXPLAIN ${q.sql}`, q.bindings as Knex.RawBinding[])) as [Array<{ table: string; key: string | null; Extra: string | null; type: string }>];
       const task = plan.find((p) => p.table === 'task')!;
       expect(task.key).toMatch(/^task_(status_dataset|dataset_status)_idx$/);
       expect(task.type).not.toBe('ALL');

@@ -169,7 +169,7 @@ describe.each(DB_KINDS)('queue cycle on %s', (kind) => {
       expect(row.error_summary).toMatch(/^submit failed: .*Invalid account or account\/partition combination specified/);
     }
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('batch-'))).toEqual([]); // passkeys of the failed claim removed
-    const hist: Array<{ n: number }> = await t.db('history').count({ n: '*' }).where({ entity: 'task', from_status: 'QUEUEING', to_status: 'WAITING' });
+    const hist = await t.db('history').count({ n: '*' }).where({ entity: 'task', from_status: 'QUEUEING', to_status: 'WAITING' });
     expect(Number(hist[0]!.n)).toBe(4);
     // next cycle: submitted normally
     expect((await d.runCycle()).submitted).toBe(4);

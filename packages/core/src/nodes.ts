@@ -16,9 +16,14 @@ export interface NodeOutcomeRecord {
   ok: boolean;
 }
 
-/** Hosts whose black-hole cool-down has not ended at `now`. */
-export async function blackholedHosts(db: DbOrTrx, now: number = nowMs()): Promise<string[]> {
-  const rows: Array<{ hostname: string }> = await db('node').select('hostname').where('blackholed_until', '>', now).orderBy('hostname');
+/**
+ * Hosts whose black-hole cool-down has not ended at `now` — of one grid when `gridId` is
+ * given (e.g. for a batch system's exclude-nodes directive).
+ */
+export async function blackholedHosts(db: DbOrTrx, now: number = nowMs(), gridId?: number): Promise<string[]> {
+  const q = db('node').select('hostname').where('blackholed_until', '>', now).orderBy('hostname');
+  if (gridId !== undefined) q.andWhere('grid_id', gridId);
+  const rows: Array<{ hostname: string }> = await q;
   return rows.map((r) => r.hostname);
 }
 

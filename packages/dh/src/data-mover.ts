@@ -44,6 +44,8 @@ export interface DataMoverOptions {
   leaseMs: number;
   /** Checked between tasks: stop taking new work (SIGTERM). */
   stopping?: () => boolean;
+  /** Clock for leases (default Date.now; tests pass a fake one). */
+  now?: () => number;
 }
 
 export interface DataCycleResult {
@@ -163,7 +165,7 @@ export class DataMover {
   private async renew(taskId: number): Promise<boolean> {
     const n = await this.o.db('task')
       .where({ id: taskId, status: TaskStatus.COPYING })
-      .update({ lease_until: Date.now() + this.o.leaseMs });
+      .update({ lease_until: (this.o.now ?? Date.now)() + this.o.leaseMs });
     return n === 1;
   }
 

@@ -97,6 +97,7 @@ export class DhDaemon {
       // a copy not renewed for heartbeat_timeout belongs to a dh that is gone
       leaseMs: o.config.heartbeat_timeout * 1000,
       stopping: () => this.stopping,
+      now: this.now,
     });
   }
 

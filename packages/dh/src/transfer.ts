@@ -281,7 +281,13 @@ class SftpStore implements Store {
       keepaliveInterval: 15_000,
       keepaliveCountMax: 4,
     };
-    if (this.opts.privateKeyPath) cfg.privateKey = fs.readFileSync(this.opts.privateKeyPath);
+    if (this.opts.privateKeyPath) {
+      try {
+        cfg.privateKey = fs.readFileSync(this.opts.privateKeyPath);
+      } catch (e) {
+        return Promise.reject(new UnrecoverableTransferError(`cannot read [dh] ssh_key ${this.opts.privateKeyPath}: ${coerceError(e).message}`));
+      }
+    }
     else if (loc.password !== undefined) cfg.password = loc.password;
     else if (process.env.SSH_AUTH_SOCK) cfg.agent = process.env.SSH_AUTH_SOCK;
     else {
@@ -289,7 +295,12 @@ class SftpStore implements Store {
       if (key) cfg.privateKey = fs.readFileSync(key);
     }
     if (this.opts.knownHostsFile) {
-      const known = this.knownKeys(loc.host, loc.port);
+      let known: Buffer[];
+      try {
+        known = this.knownKeys(loc.host, loc.port);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       cfg.hostVerifier = (hostKey: Buffer) => known.some((k) => k.equals(hostKey));
     }
     const who = `${loc.username}@${loc.host}:${loc.port}`;

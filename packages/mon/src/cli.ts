@@ -35,8 +35,9 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
   }
   if (opts.checkConfig) {
     process.stdout.write(
-      `firn-mon: configuration OK (db ${redactDbUrl(config.db.url)}, listening on ${serverUrl({ ...config.mon, url: undefined })}, ` +
-        `flush_ms ${config.mon.flush_ms}, max_pending ${config.mon.max_pending}, log_cap ${config.mon.log_cap}, web ${config.mon.web})\n`,
+      `firn-mon: configuration OK (db ${redactDbUrl(config.db.url)}; listen ${config.mon.host}:${config.mon.port} ` +
+        `${config.mon.tls_cert ? 'https' : 'http'}; pilots report to ${serverUrl(config.mon)}; flush_ms ${config.mon.flush_ms}, ` +
+        `max_pending ${config.mon.max_pending}, log_cap ${config.mon.log_cap}, web ${config.mon.web})\n`,
     );
     return 0;
   }

@@ -238,8 +238,14 @@ export class QueueDaemon {
   /** Run a cycle now, then on the schedule. */
   start(): void {
     if (this.cron || this.stopping) return;
-    void this.runCycle();
-    this.cron = cron.schedule(this.settings.schedule, () => this.runCycle(), { name: `firn-queue:${this.settings.grid}`, noOverlap: true });
+    const run = () => this.runCycle().catch((e: unknown) => this.logger.error('cycle failed', { error: message(e) }));
+    void run();
+    const say = (m: string | Error) => this.logger.debug(`node-cron: ${m instanceof Error ? m.message : m}`);
+    this.cron = cron.schedule(this.settings.schedule, run, {
+      name: `firn-queue:${this.settings.grid}`,
+      noOverlap: true, // a tick while a cycle runs is skipped (runCycle would join it anyway)
+      logger: { info: say, warn: say, error: say, debug: say },
+    });
     this.logger.info('scheduled', { schedule: this.settings.schedule, executor: this.executor.description, plugin: this.plugin.name });
   }
 
@@ -269,7 +275,6 @@ export class QueueDaemon {
       started_at: this.now(), finished_at: 0, durations: {}, queued_before: 0, queued_after: 0, claimed: 0, submitted: 0,
       submit_failed: 0, adopted: 0, released: 0, evicted: 0, failed: 0, removed: 0, errors: [],
     };
-    if (!this.gridId) await this.init();
     this.listing = null;
     const grid = await this.phase(r, 'heartbeat', () => this.heartbeat());
     if (grid) {
@@ -307,6 +312,7 @@ export class QueueDaemon {
 
   // 1 ─────────────────────────────────────────────────────────────────────────────────
   private async heartbeat(): Promise<GridRow | null> {
+    if (!this.gridId) await this.init();
     await this.db('grid').where('id', this.gridId).update({ last_seen_at: this.now() });
     const row = (await this.db('grid').select('id', 'status', 'capabilities').where('id', this.gridId).first()) as
       | { id: number; status: string; capabilities: string }

@@ -195,6 +195,18 @@ describe('LocalPlugin', () => {
     expect(fs.existsSync(path.join(b.dir, 'task 12', 'stdout'))).toBe(false);
   });
 
+  it('fails a job whose batch directory vanished before it could start', async () => {
+    const p = plugin();
+    const b = batch([20, 21]);
+    const { batchIds } = await p.submit(b, await p.writeConfig(b));
+    await waitState(p, batchIds.get(20) as string, 'RUNNING');
+    fs.rmSync(path.join(b.dir, 'submit.sh'));
+    release(b, 20, 0);
+    const s = await waitState(p, batchIds.get(21) as string, 'FAILED');
+    expect(s).toMatchObject({ rawState: 'not started', reason: expect.stringMatching(/^could not start: .*ENOENT.*submit\.sh/) });
+    expect(await waitState(p, batchIds.get(20) as string, 'COMPLETED')).toMatchObject({ exitCode: 0 });
+  });
+
   it('needs an absolute submitDir', () => {
     expect(() => plugin({ submitDir: undefined })).toThrow(ConfigError);
     expect(() => plugin({ submitDir: 'relative/dir' })).toThrow(/submitDir must be an absolute directory/);

@@ -46,6 +46,8 @@ interface LocalJob {
   taskDir: string;
   submittedAt: number;
   seq: number;
+  /** Why the job could not be started (script or directory gone, spawn failed): it is FAILED. */
+  startError?: string;
 }
 
 const ENV_PASSED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL'];
@@ -258,6 +260,7 @@ export class LocalPlugin implements BatchPlugin {
 
   private async stateOf(job: LocalJob): Promise<BatchJobStatus> {
     const base = { batchId: job.id, name: jobNameFor(job.taskId) };
+    if (job.startError) return { ...base, state: BatchState.FAILED, rawState: 'not started', reason: job.startError };
     const cancelled = (await readText(this.cancelPath(job))) !== null;
     const pid = await this.readPid(job);
     if (!pid) {
@@ -297,12 +300,19 @@ export class LocalPlugin implements BatchPlugin {
     }
     for (const job of waiting) {
       if (running >= this.concurrency || this.closed) break;
-      await this.start(job);
-      running++;
+      try {
+        await this.start(job);
+        running++;
+      } catch (e) {
+        const why = `could not start: ${e instanceof Error ? e.message : String(e)}`;
+        await fs.writeFile(this.recordPath(job.id), JSON.stringify({ ...job, startError: why }) + '\n', { mode: 0o600 });
+      }
     }
   }
 
   private async start(job: LocalJob): Promise<void> {
+    await fs.access(job.script); // throws ENOENT with the path when the batch dir was cleaned up
+    if (!(await fs.stat(job.taskDir)).isDirectory()) throw new Error(`${job.taskDir} is not a directory`);
     await fs.rm(path.join(job.taskDir, 'exit_code'), { force: true });
     const env: Record<string, string> = {};
     for (const k of ENV_PASSED) {
@@ -311,11 +321,7 @@ export class LocalPlugin implements BatchPlugin {
     }
     const child = spawn('/bin/sh', [job.script, String(job.taskId)], { cwd: job.taskDir, detached: true, stdio: 'ignore', env });
     child.on('error', () => undefined); // reported through the missing pid below
-    if (child.pid === undefined) {
-      await fs.writeFile(path.join(job.taskDir, 'exit_code'), '127\n');
-      await fs.writeFile(this.pidPath(job), '0 -\n');
-      return;
-    }
+    if (child.pid === undefined) throw new Error('spawning /bin/sh failed');
     const stat = procStat(child.pid);
     await fs.writeFile(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
     this.children.set(job.id, child);

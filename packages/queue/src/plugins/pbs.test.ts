@@ -54,8 +54,11 @@ describe('PbsPlugin.writeConfig', () => {
     await new PbsPlugin(ex, options()).writeConfig(batch([5]));
     expect(ex.file(SCRIPT)).toContain('#PBS -l nodes=1:ppn=1\n');
   });
-  it('rejects directories PBS would read as host:path', async () => {
-    await expect(new PbsPlugin(new FakeExecutor(), options()).writeConfig({ dir: '/srv/a:b', tasks: [task(1)] })).rejects.toThrow(ValidationError);
+  it('rejects directories PBS would read as host:path or the wrappers’ shell would split', async () => {
+    const p = new PbsPlugin(new FakeExecutor(), options());
+    await expect(p.writeConfig({ dir: '/srv/a:b', tasks: [task(1)] })).rejects.toThrow(ValidationError);
+    await expect(p.writeConfig({ dir: '/srv/with space', tasks: [task(1)] })).rejects.toThrow(/the Torque wrappers pass it through a shell/);
+    await expect(p.submit({ dir: DIR, tasks: [{ ...task(1), taskDir: `${DIR}/1;reboot` }] }, SCRIPT)).rejects.toThrow(ValidationError);
   });
 });
 
@@ -64,8 +67,8 @@ describe('PbsPlugin.submit', () => {
     const ex = new FakeExecutor().once('qsub', undefined, torque('qsub')).once('qsub', undefined, torque('qsub-named'));
     const res = await new PbsPlugin(ex, options()).submit(batch([5, 6]), SCRIPT);
     expect(ex.calls).toEqual([
-      { command: `${BIN}/qsub`, args: ['-N', 'firn-5', '-j', 'oe', '-o', `${DIR}/5/pbs.out`, SCRIPT], options: { cwd: DIR } },
-      { command: `${BIN}/qsub`, args: ['-N', 'firn-6', '-j', 'oe', '-o', `${DIR}/6/pbs.out`, SCRIPT], options: { cwd: DIR } },
+      { command: `${BIN}/qsub`, args: ['-N', 'firn-5', '-v', 'FIRN_BATCH_SYSTEM=pbs', '-j', 'oe', '-o', `${DIR}/5/pbs.out`, SCRIPT], options: { cwd: DIR } },
+      { command: `${BIN}/qsub`, args: ['-N', 'firn-6', '-v', 'FIRN_BATCH_SYSTEM=pbs', '-j', 'oe', '-o', `${DIR}/6/pbs.out`, SCRIPT], options: { cwd: DIR } },
     ]);
     expect(res.batchIds).toEqual(
       new Map([

@@ -11,8 +11,10 @@
  * (the tabular qstat truncates them).
  *
  * Resources: `-l nodes=1:ppn=<cpus>[:gpus=<n>],mem=<MB>mb,walltime=HH:MM:SS` (Torque
- * syntax; sbatch translates it under the wrappers, except `gpus=`). No `-V`: the daemon's
- * environment is not copied into jobs.
+ * syntax; sbatch translates it under the wrappers, except `gpus=`). Jobs are submitted with
+ * `-v FIRN_BATCH_SYSTEM=pbs` and never `-V`: without `-v` the Debian wrappers (22.05) copy the
+ * daemon's whole environment (which may hold secrets) into the job; with it they submit with
+ * `--export=none,…` and the job gets the user's login environment, as under real Torque.
  *
  * Status: `qstat -f <ids>`. Torque keeps finished jobs as `C` (with exit_status) for a
  * while; the wrappers show `C` with no exit status (→ COMPLETED). PBS has no accounting
@@ -62,8 +64,11 @@ export class PbsPlugin implements BatchPlugin {
   private checkBatch(batch: SubmitBatch): void {
     checkTasks(batch.tasks);
     for (const p of [batch.dir, ...batch.tasks.map((t) => t.taskDir)]) {
-      if (!p.startsWith('/')) throw new ValidationError(`batch directory must be an absolute path, got ${JSON.stringify(p)}`);
-      if (/[:\n]/.test(p)) throw new ValidationError(`directory ${JSON.stringify(p)} must not contain ':' or newlines (PBS -o takes [host:]path)`);
+      // PBS -o takes [host:]path, and Slurm's Torque wrapper (22.05) runs sbatch through a
+      // shell command string: only plain words are safe on its command line.
+      if (!/^\/[A-Za-z0-9_@%+=,./-]*$/.test(p)) {
+        throw new ValidationError(`directory ${JSON.stringify(p)} must be an absolute path of letters, digits and _@%+=,./- only (PBS -o syntax; the Torque wrappers pass it through a shell)`);
+      }
     }
   }
 
@@ -101,7 +106,9 @@ export class PbsPlugin implements BatchPlugin {
     const batchIds = new Map<number, string>();
     try {
       for (const t of batch.tasks) {
-        const args = ['-N', jobNameFor(t.taskId), '-j', 'oe', '-o', path.posix.join(t.taskDir, 'pbs.out'), scriptPath];
+        // `-v` (without -V) also makes the Slurm wrappers submit with --export=none: the
+        // daemon's environment must not leak into jobs (real Torque never exports it).
+        const args = ['-N', jobNameFor(t.taskId), '-v', 'FIRN_BATCH_SYSTEM=pbs', '-j', 'oe', '-o', path.posix.join(t.taskDir, 'pbs.out'), scriptPath];
         const r = await runTool(this.executor, this.options.binDir, 'qsub', args, { cwd: batch.dir });
         if (r.code !== 0) throw toolError('qsub', r);
         const id = parseQsubOutput(r.stdout);

@@ -1,5 +1,3 @@
-import type { Executor } from '@firn/core';
-
 /** Resource requirements of one task, after defaults. memory and disk in MB, time in minutes. */
 export interface Requirements {
   cpu: number;

@@ -129,7 +129,7 @@ describe('SgePlugin.checkJobStatus', () => {
       });
     const got = await new SgePlugin(ex, options()).checkJobStatus(['12.1', '12.2']);
     expect(got.get('12.1')?.state).toBe('COMPLETED');
-    expect(got.get('12.2')).toMatchObject({ state: 'FAILED', exitCode: 1, name: 'firn-a40' });
+    expect(got.get('12.2')).toMatchObject({ state: 'FAILED', exitCode: 1, name: 'firn-41' });
     expect(ex.callsOf('qacct')).toHaveLength(1);
   });
   it('fails loudly when qmaster cannot be reached', async () => {

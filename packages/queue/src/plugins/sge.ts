@@ -179,7 +179,17 @@ export class SgePlugin implements BatchPlugin {
       if (r.code !== 0) continue; // `error: job id N not found` (or no accounting file): UNKNOWN
       for (const s of qacctStatuses(parseQacct(r.stdout))) if (!result.has(s.batchId) && wantedSet.has(s.batchId)) result.set(s.batchId, s);
     }
-    for (const id of wanted) if (!result.has(id)) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+    for (const id of wanted) {
+      const s = result.get(id);
+      if (!s) {
+        result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+        continue;
+      }
+      // an array task reports the array's name `firn-a<base>`: give it its own `firn-<taskId>`
+      const [, task] = id.split('.');
+      const taskId = s.name && task !== undefined ? taskIdForElement(s.name, Number(task), 1) : null;
+      if (taskId !== null) result.set(id, { ...s, name: jobNameFor(taskId) });
+    }
     return result;
   }
 

@@ -209,10 +209,11 @@ describe('SlurmPlugin.checkJobStatus', () => {
       .on('sacct', ['-c', '-P', '-j', '32', '-o', 'JobID,JobName,State,ExitCode'], { stdout: 'JobID|JobName|State|ExitCode\n32|firn-a500|FAILED|3:0\n' });
     const p = new SlurmPlugin(ex, options());
     const first = await p.checkJobStatus(['30_0', '30_1']);
-    expect(first.get('30_0')).toEqual({ batchId: '30_0', name: 'firn-a500', state: 'RUNNING', rawState: 'RUNNING' });
-    expect(first.get('30_1')).toEqual({ batchId: '30_1', name: 'firn-a500', state: 'QUEUED', rawState: 'PENDING', reason: 'Priority' });
+    // array elements report their own firn-<taskId>, not the array's name
+    expect(first.get('30_0')).toEqual({ batchId: '30_0', name: 'firn-500', state: 'RUNNING', rawState: 'RUNNING' });
+    expect(first.get('30_1')).toEqual({ batchId: '30_1', name: 'firn-501', state: 'QUEUED', rawState: 'PENDING', reason: 'Priority' });
     const later = await p.checkJobStatus(['30_0', '30_1']);
-    expect(later.get('30_0')).toEqual({ batchId: '30_0', name: 'firn-a500', state: 'FAILED', rawState: 'FAILED', exitCode: 3, reason: 'FAILED: exit code 3' });
+    expect(later.get('30_0')).toEqual({ batchId: '30_0', name: 'firn-500', state: 'FAILED', rawState: 'FAILED', exitCode: 3, reason: 'FAILED: exit code 3' });
     // never seen running: the jobcomp log cannot be asked about it
     expect(later.get('30_1')).toEqual({ batchId: '30_1', state: 'UNKNOWN', rawState: 'unknown' });
   });

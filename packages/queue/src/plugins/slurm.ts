@@ -55,6 +55,13 @@ const ID_CHUNK = 200;
 /** Remembered element → own job id mappings (for `sacct -c`), oldest forgotten first. */
 const RAW_ID_CACHE = 100_000;
 
+/** An array element reports the array's name `firn-a<base>`; give it its own `firn-<taskId>`. */
+function withTaskName(s: BatchJobStatus): BatchJobStatus {
+  const element = parseArrayElementId(s.batchId);
+  const taskId = s.name && element ? taskIdForElement(s.name, element.index, 0) : null;
+  return taskId === null ? s : { ...s, name: jobNameFor(taskId) };
+}
+
 function withoutRawId(job: SqueueJob): BatchJobStatus {
   const { rawJobId: _raw, ...status } = job;
   return status;
@@ -230,7 +237,11 @@ export class SlurmPlugin implements BatchPlugin {
       const want = new Set(missing);
       for (const s of await this.accountingStatuses(missing)) if (want.has(s.batchId)) result.set(s.batchId, s);
     }
-    for (const id of wanted) if (!result.has(id)) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+    for (const id of wanted) {
+      const s = result.get(id);
+      if (!s) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+      else result.set(id, withTaskName(s));
+    }
     return result;
   }
 

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { sha256Hex, randomSecret } from './checksums';
 import { chunk, isMysql, now as nowMs, type Db, type DbOrTrx, type Trx } from './db';
 import { ValidationError, type ValidationIssue } from './errors';
@@ -106,6 +107,8 @@ interface TaskRow {
 }
 
 const TASK_COLUMNS = ['id', 'dataset_id', 'job_id', 'task_index', 'name', 'req_cpu', 'req_gpu', 'req_memory', 'req_disk', 'req_time', 'req_site'];
+/** The index the ordered claim walks: (status, dataset_id), with the primary key (id) after them. */
+export const CLAIM_INDEX = 'task_status_dataset_idx';
 /** Rows per UPDATE (the passkey CASE carries two placeholders per row). */
 const UPDATE_CHUNK = 500;
 
@@ -156,7 +159,11 @@ export function claimSelect(
   p: { datasetId: number; capabilities: GridCapabilities; sites: readonly string[]; now: number; limit: number },
 ) {
   const caps = p.capabilities;
-  const q = db('task')
+  // Every claimer must lock through the same index: if one walked (status, dataset_id) and
+  // another (dataset_id, status), each would hold secondary-index locks the other's UPDATE
+  // needs — deadlocks, and SKIP LOCKED skipping too little. So the index is fixed.
+  const from: Knex.QueryBuilder = isMysql(db) ? db.from(db.raw('?? FORCE INDEX (??)', ['task', CLAIM_INDEX])) : db('task');
+  const q = from
     .select(TASK_COLUMNS)
     // a scalar subquery reads job rows without locking them (a locking read's clause covers
     // only its own query block, on MariaDB and MySQL 8): tasks of one job stay claimable

@@ -61,6 +61,16 @@ export function defaultPilotCommand(): string | null {
   return found ? `node ${found}` : null;
 }
 
+/**
+ * `[system] pilot` as a command line: a single path ending in `.js` (the one-file bundle) is
+ * run with `node`; anything else (the single executable `firn-pilot`, `node /x/firn-pilot.js`,
+ * a wrapper script) is used as written.
+ */
+export function pilotCommandOf(pilot: string): string {
+  const p = pilot.trim();
+  return /^[^\s'"]+\.js$/.test(p) ? `node ${p}` : p;
+}
+
 /** Validate and resolve the queue daemon's settings (throws ConfigError naming the key). */
 export function queueSettings(cfg: FirnConfig): QueueSettings {
   const q = cfg.queue;
@@ -99,7 +109,7 @@ export function queueSettings(cfg: FirnConfig): QueueSettings {
     submitDir = path.resolve(q.submit_dir ?? path.join(cfg.system.data ?? 'firn-data', 'queue', grid));
   }
 
-  const pilotCommand = cfg.system.pilot ?? (ssh ? null : defaultPilotCommand());
+  const pilotCommand = cfg.system.pilot ? pilotCommandOf(cfg.system.pilot) : ssh ? null : defaultPilotCommand();
   if (!pilotCommand) {
     throw new ConfigError(
       ssh

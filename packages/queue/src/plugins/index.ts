@@ -11,7 +11,7 @@ import { SgePlugin } from './sge';
 import { SlurmPlugin } from './slurm';
 
 export * from './plugin';
-export { shellQuote } from './shell-quote';
+export { shellJoin, shellQuote, splitCommandLine } from './shell-quote';
 export { CondorPlugin, LocalPlugin, PbsPlugin, SgePlugin, SlurmPlugin };
 
 export const PLUGIN_NAMES = ['local', 'slurm', 'pbs', 'sge', 'condor'] as const;

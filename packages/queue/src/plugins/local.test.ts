@@ -200,6 +200,7 @@ describe('LocalPlugin', () => {
     const b = batch([20, 21]);
     const { batchIds } = await p.submit(b, await p.writeConfig(b));
     await waitState(p, batchIds.get(20) as string, 'RUNNING');
+    await pilotPid(b, 20); // its shell has read the script by now
     fs.rmSync(path.join(b.dir, 'submit.sh'));
     release(b, 20, 0);
     const s = await waitState(p, batchIds.get(21) as string, 'FAILED');

@@ -19,6 +19,12 @@ export interface SubmitTask {
   passkeyFile: string;
   /** Directory (on the submit host) reserved for this task's script, logs and outputs of the batch system. */
   taskDir: string;
+  /**
+   * Run this argument vector instead of the monitored pilot (`<pilotCommand> --mon … --task …
+   * --passkey-file …`); the passkey file is then not read. Used by `firn run` (unmonitored
+   * mode: no mon, no passkey), whose command is the job's own script running the pilot.
+   */
+  command?: string[];
 }
 
 /** A group of tasks with identical requirements, submitted as one batch submission (array) where possible. */

@@ -14,7 +14,7 @@ export function shellQuote(value: string): string {
   if (value.includes('\0')) throw new Error('a shell word cannot contain a NUL byte');
   if (value === '') return "''";
   if (SAFE_WORD.test(value)) return value;
-  return `'${value}'`;
+  return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Quote every word and join them with spaces. */

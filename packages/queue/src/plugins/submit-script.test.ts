@@ -165,6 +165,21 @@ describe('renderPilotScript, run by /bin/sh', () => {
     expect(script).toContain("--mon http://127.0.0.1:8081/rpc --task \"$firn_task\" --passkey-file \"$firn_passkey\" --scratch '/tmp/scratch dir'");
     expect(script).toContain(`/bin/sh ${shellQuote(path.join(tmp, 'fake pilot.sh'))} --mon`);
   });
+  it('runs a task’s own command (firn run) instead of the pilot, words intact, beside pilot tasks', () => {
+    const printer = path.join(tmp, 'print args.sh');
+    fs.writeFileSync(printer, `printf 'cmd:%s\\n' "$@"\nexit 4\n`);
+    const own = task(31, { command: ['/bin/sh', printer, HOSTILE, '$(touch pwned)', ''] });
+    const plain = task(32);
+    const script = render([own, plain], SLURM);
+    const r = run(script, [], { SLURM_JOB_NAME: 'firn-31' });
+    expect(r.status).toBe(4);
+    expect(fs.readFileSync(path.join(own.taskDir, 'stdout'), 'utf8')).toBe(`cmd:${HOSTILE}\ncmd:$(touch pwned)\ncmd:\n`);
+    expect(fs.readFileSync(path.join(own.taskDir, 'exit_code'), 'utf8')).toBe('4\n');
+    expect(run(script, [], { SLURM_JOB_NAME: 'firn-32' }).status).toBe(0);
+    expectPilotRan(plain, 0);
+    expect(fs.existsSync(path.join(tmp, 'pwned'))).toBe(false);
+    expect(() => checkTasks([task(33, { command: [] })])).toThrow(/non-empty argument vector/);
+  });
   it('omits --scratch when no scratch is configured', () => {
     const script = fs.readFileSync(render([task(1)], SLURM, {}, { scratch: '' }), 'utf8');
     expect(script).not.toContain('--scratch');

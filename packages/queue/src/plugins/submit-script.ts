@@ -11,6 +11,8 @@
  *   run the pilot:  <pilotCommand> --mon URL --task ID --passkey-file FILE [--scratch DIR]
  *     with stdout/stderr to <taskDir>/stdout, <taskDir>/stderr and its exit code to
  *     <taskDir>/exit_code (written atomically after the pilot exits).
+ *   a task with its own `command` (firn run, unmonitored) runs that instead: the case table
+ *     sets it as the positional parameters (`set -- …`) and the script runs "$@".
  */
 import { ConfigError, ValidationError } from '@firn/core';
 import type { PluginOptions, Requirements, SubmitTask } from './plugin';
@@ -121,6 +123,12 @@ export function checkTasks(tasks: readonly SubmitTask[]): void {
       }
       if (/[\0\r\n]/.test(value)) throw new ValidationError(`task ${t.taskId}: ${field} must not contain newlines or NUL bytes`);
     }
+    if (t.command !== undefined) {
+      if (!Array.isArray(t.command) || t.command.length === 0) throw new ValidationError(`task ${t.taskId}: command must be a non-empty argument vector`);
+      if (t.command.some((w) => typeof w !== 'string' || /[\0\r\n]/.test(w))) {
+        throw new ValidationError(`task ${t.taskId}: command words must be strings without newlines or NUL bytes`);
+      }
+    }
   }
 }
 
@@ -201,8 +209,11 @@ export function renderPilotScript(spec: PilotScriptSpec): string {
     for (const [name, value] of env) lines.push(`${name}=${shellQuote(value)}`, `export ${name}`);
   }
   lines.push('', '# which task is this?', ...selectorLines(spec.selector), 'case $firn_task in');
+  // Tasks with their own command (firn run) get it as the positional parameters; the others none.
+  const commands = tasks.some((t) => t.command !== undefined);
   for (const t of tasks) {
-    lines.push(`  ${t.taskId}) firn_dir=${shellQuote(t.taskDir)} firn_passkey=${shellQuote(t.passkeyFile)} ;;`);
+    const argv = commands ? `; set --${t.command ? ` ${shellJoin(t.command)}` : ''}` : '';
+    lines.push(`  ${t.taskId}) firn_dir=${shellQuote(t.taskDir)} firn_passkey=${shellQuote(t.passkeyFile)}${argv} ;;`);
   }
   lines.push(`  *) echo "firn: task '$firn_task' is not part of this submission" >&2; exit ${SCRIPT_SELECT_FAILURE} ;;`, 'esac', '');
 
@@ -213,10 +224,13 @@ export function renderPilotScript(spec: PilotScriptSpec): string {
     '--passkey-file "$firn_passkey"',
     ...(options.scratch ? [`--scratch ${shellQuote(options.scratch)}`] : []),
   ].join(' ');
+  const redirect = '>"$firn_dir/stdout" 2>"$firn_dir/stderr" </dev/null';
   if (spec.taskFiles) {
     lines.push(
       'rm -f "$firn_dir/exit_code"',
-      `${pilot} >"$firn_dir/stdout" 2>"$firn_dir/stderr" </dev/null`,
+      ...(commands
+        ? ['if [ $# -gt 0 ]; then', `  "$@" ${redirect}`, 'else', `  ${pilot} ${redirect}`, 'fi']
+        : [`${pilot} ${redirect}`]),
       'firn_rc=$?',
       'echo "$firn_rc" >"$firn_dir/exit_code.tmp" && mv -f "$firn_dir/exit_code.tmp" "$firn_dir/exit_code"',
       'exit "$firn_rc"',
@@ -225,6 +239,7 @@ export function renderPilotScript(spec: PilotScriptSpec): string {
     lines.push(
       '# without a shared filesystem the passkey file was transferred into the job sandbox',
       '[ -r "$firn_passkey" ] || firn_passkey=${_CONDOR_SCRATCH_DIR:-$PWD}/${firn_passkey##*/}',
+      ...(commands ? ['[ $# -eq 0 ] || exec "$@" </dev/null'] : []),
       `exec ${pilot} </dev/null`,
     );
   }

@@ -116,11 +116,13 @@ export interface JobListRow {
 }
 
 /** One page of a dataset's jobs by index (stored status; optionally only one status). */
-export async function jobsPage(db: DbOrTrx, datasetId: number, options: { status?: string; page?: number; perPage?: number } = {}): Promise<Page<JobListRow>> {
+export async function jobsPage(
+  db: DbOrTrx, datasetId: number, options: { status?: string; page?: number; perPage?: number; jobCounts?: Record<JobStatus, number> } = {},
+): Promise<Page<JobListRow>> {
   const perPage = Math.min(MAX_PER_PAGE, Math.max(1, options.perPage ?? PER_PAGE));
   const page = Math.max(1, options.page ?? 1);
   const status = options.status && (JOB_STATUSES as string[]).includes(options.status) ? options.status : undefined;
-  const counts = (await jobCountsByDataset(db, [datasetId])).get(datasetId)!;
+  const counts = options.jobCounts ?? (await jobCountsByDataset(db, [datasetId])).get(datasetId)!;
   const total = status ? counts[status as JobStatus] : JOB_STATUSES.reduce((a, s) => a + counts[s], 0);
   const q = db('job').select('job_index', 'status', 'status_changed_at', 'run_id').where('dataset_id', datasetId);
   // ids follow job indexes (jobs are inserted in index order), so ordering by id walks the

@@ -2,16 +2,16 @@
  * bench/claim.ts — how fast, and how safely, queue daemons claim tasks from one MariaDB.
  *
  * 8 claim loops, each in its own process (child_process.fork of this file, running
- * bench/claim-worker.ts), claim batches from one MariaDB holding 100,000 WAITING tasks
+ * bench/workers/claim-worker.ts), claim batches from one MariaDB holding 100,000 WAITING tasks
  * until none is left, all through core's claimTasks (the same call firn-queue makes).
  * Measured: claims/s (tasks moved WAITING → QUEUEING per second of wall time, from "go" to
  * the last worker finding nothing), per-call latency, and safety: every worker reports the
  * ids it got — the union must hold no duplicate and every task — and the database history
  * must show exactly one WAITING → QUEUEING per task. Target: ≥ 5,000 claims/s, 0 double claims.
  *
- * Run: `npm run bench` (all benchmarks), or this one alone:
- *   node -r ./test/queue/support/register.js bench/claim.ts          (from the sources)
- *   npx esbuild bench/claim.ts --bundle --platform=node --packages=external --outfile=bench/dist/claim.js && node bench/dist/claim.js
+ * Run: `npm run bench -- claim` (after the build: `node --import tsx bench/claim.ts`), or from
+ * the sources without a build: `node -r ./test/queue/support/register.js bench/claim.ts`.
+ * The workers are forked with this process's execArgv, so they run under the same loader.
  * Two runs, each on a fresh database: 500 tasks per claim call (the default
  * [queue] max_submit_per_cycle — the most a daemon claims in one cycle; the headline), and 100.
  * Environment: FIRN_BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306), FIRN_BENCH_TASKS (100000),
@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chunk, connect, type Db } from '@firn/core';
-import { workerMain, type WorkerReport, type WorkerStart } from './claim-worker';
+import { workerMain, type WorkerReport, type WorkerStart } from './workers/claim-worker';
 
 export interface ClaimBenchOptions {
   mysqlUrl?: string;
@@ -56,6 +56,8 @@ export interface ClaimRun {
   /** tasks whose history does not show exactly one WAITING → QUEUEING */
   history_mismatches: number;
   per_worker: Array<{ worker: number; claimed: number; calls: number }>;
+  /** 1-minute load average before and after the claim phase (this machine may be shared) */
+  loadavg: [number, number];
 }
 
 export interface ClaimBenchResult {
@@ -140,6 +142,7 @@ async function measure(root: string, tasks: number, workers: number, batch: numb
       child.send({ start });
     }
     await Promise.all(ready);
+    const load0 = os.loadavg()[0] ?? 0;
     const t0 = performance.now();
     for (const c of children) c.send({ go: true });
     const done = await Promise.all(reports);
@@ -171,6 +174,7 @@ async function measure(root: string, tasks: number, workers: number, batch: numb
       missed: tasks - distinct.size,
       history_mismatches: Number(mismatch[0]!.n),
       per_worker: done.map((r) => ({ worker: r.worker, claimed: r.ids.length, calls: r.calls })),
+      loadavg: [round(load0), round(os.loadavg()[0] ?? 0)],
     };
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill();

@@ -10,7 +10,7 @@
 --   firn_dh       firn-dh: file states, task / job / dataset status, node outcomes.
 --   firn_queue    firn-queue (every site may have its own copy of this account): its grid
 --                 row, claiming and updating tasks.
---   firn_web      the web monitor: SELECT only, and no password hashes or tokens.
+--   firn_web      firn-web, the web monitor: SELECT only, and no password hashes or tokens.
 --
 -- Every status change also writes a `history` row, hence INSERT on history everywhere.
 -- No daemon account may DROP, ALTER or CREATE anything, nor DELETE outside the few tables
@@ -126,4 +126,6 @@ GRANT INSERT         ON firn.history TO 'firn_queue'@'%';
 -- firn_web: read-only. Of `user` only the columns needed to show who owns what (no
 -- password hashes); nothing of `token`.
 GRANT SELECT (id, username, role, source, disabled, created_at) ON firn.user TO 'firn_web'@'%';
-GRANT SELECT ON firn.knex_migrations TO 'firn_web'@'%';
+-- firn-web checks that the schema is current (it never migrates).
+GRANT SELECT ON firn.knex_migrations      TO 'firn_web'@'%';
+GRANT SELECT ON firn.knex_migrations_lock TO 'firn_web'@'%';

@@ -231,6 +231,7 @@ CREATE TABLE `task` (
   KEY `task_dataset_status_idx` (`dataset_id`,`status`),
   KEY `task_grid_status_idx` (`grid_id`,`status`),
   KEY `task_transition_token_idx` (`transition_token`),
+  KEY `task_dataset_grid_status_idx` (`dataset_id`,`grid_id`,`status`),
   CONSTRAINT `task_dataset_id_foreign` FOREIGN KEY (`dataset_id`) REFERENCES `dataset` (`id`) ON DELETE CASCADE,
   CONSTRAINT `task_grid_id_foreign` FOREIGN KEY (`grid_id`) REFERENCES `grid` (`id`),
   CONSTRAINT `task_job_id_foreign` FOREIGN KEY (`job_id`) REFERENCES `job` (`id`) ON DELETE CASCADE,
@@ -323,7 +324,8 @@ CREATE TABLE `history` (
   `created_at` bigint(20) NOT NULL,
   PRIMARY KEY (`id`),
   KEY `history_entity_idx` (`entity`,`entity_id`),
-  KEY `history_dataset_idx` (`dataset_id`,`created_at`)
+  KEY `history_dataset_idx` (`dataset_id`,`created_at`),
+  KEY `history_dataset_entity_time_idx` (`dataset_id`,`entity`,`created_at`,`from_status`,`to_status`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE `knex_migrations` (
@@ -341,5 +343,6 @@ CREATE TABLE `knex_migrations_lock` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
 
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0001_initial', 1, CURRENT_TIMESTAMP);
+INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0002_web_indexes', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0);
 SET FOREIGN_KEY_CHECKS = 1;

@@ -9,7 +9,7 @@ import { BatchState, QueueDaemon, queueSettings, type QueueSettings } from '@fir
 import { LocalExecutor, TaskStatus, loadConfig, sha256Hex, transition, type Db } from '@firn/core';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import { FakeBatchSystem } from './support/fake-plugin';
-import { addGrid, seedDataset, statusOf } from './support/seed';
+import { seedDataset, statusOf } from './support/seed';
 
 interface TaskRow {
   id: number;

@@ -202,7 +202,8 @@ describe('the firn CLI against firn-tray (HTTPS, SQLite)', () => {
     const file = path.join(dir, 'fresh', 'firn.sqlite');
     const url = `sqlite://${file}`;
     const m = await firn({}, ['db', 'migrate', '--db', url]);
-    expect([m.code, m.out.trim()]).toEqual([0, `${url}: applied 0001_initial`]);
+    expect(m.code).toBe(0);
+    expect(m.out.trim()).toMatch(new RegExp(`^${url.replace(/[.]/g, '\\.')}: applied 0001_initial(, \\w+)*$`));
     expect((await firn({}, ['db', 'migrate', '--db', url])).out).toMatch(/schema up to date/);
     const ini = path.join(dir, 'firn.ini');
     fs.writeFileSync(ini, `[db]\nurl = ${url}\n`);

@@ -69,6 +69,13 @@ export async function bundleCli(pkg: 'tray' | 'client'): Promise<{ file: string;
         name: 'firn-sources',
         setup(build) {
           build.onResolve({ filter: /^@firn\/[a-z]+$/ }, (args) => ({ path: path.join(ROOT, 'packages', args.path.slice('@firn/'.length), 'src', 'index.ts') }));
+          // a bundle hoists every module into one scope, where `require.main === module` holds in all
+          // of them: only the entry point may start a program (other daemons' cli.ts must not)
+          const entry = path.join(ROOT, 'packages', pkg, 'src', 'cli.ts');
+          build.onLoad({ filter: /\/packages\/[a-z]+\/src\/.*\.ts$/ }, (args) => {
+            const text = fs.readFileSync(args.path, 'utf8');
+            return { contents: args.path === entry ? text : text.replace(/require\.main === module/g, 'false'), loader: 'ts' };
+          });
           // other packages stay external, resolved where the importing source file would find them
           // (packages/core/node_modules/ajv is not the root's ajv)
           build.onResolve({ filter: /^[^./]/ }, (args) =>

@@ -65,7 +65,7 @@ describe('firn-tray and firn shell as processes', () => {
     const url = await waitUntil(() => {
       if (proc!.exitCode !== null) throw new Error(`firn-tray exited with ${proc!.exitCode}: ${stderr}`);
       return /firn-tray listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
-    }, 20_000, 'firn-tray to listen');
+    }, 20_000, 'firn-tray to listen') as string;
 
     const env = { FIRN_CONFIG_DIR: path.join(dir, 'cli'), FIRN_CA: path.join(dir, 'cert.pem') };
     const script = [

@@ -51,6 +51,7 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
   let logs: ReturnType<typeof captureLogger>;
   let mgr: RpcClient;
   let admin: RpcClient;
+  let moduleServer: https.Server;
   const tokens: string[] = [];
   const ids: Record<string, number> = {};
 
@@ -70,7 +71,13 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
     await createUser(t.db, { username: 'admin', role: 'admin', password: 'admin-password' });
     await createUser(t.db, { username: 'mgr', role: 'manager', password: 'manager-password' });
     logs = captureLogger();
-    tray = await startTray({ config: trayConfig(t.url, {}, tls), db: t.db, logger: logs.logger });
+        // the module server below uses the same test certificate: [tray] fetch_ca trusts it
+    moduleServer = https.createServer({ cert: ca, key: fs.readFileSync(tls.key) }, (req, res) => {
+      if (req.url === '/filter.py') res.end('print("filter")\n');
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => moduleServer.listen(0, '127.0.0.1', r));
+    tray = await startTray({ config: trayConfig(t.url, { fetch_ca: tls.cert }, tls), db: t.db, logger: logs.logger });
     mgr = await client('mgr', 'manager-password');
     admin = await client('admin', 'admin-password');
   });
@@ -78,6 +85,7 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
     mgr?.close();
     admin?.close();
     await tray?.close();
+    await new Promise((r) => moduleServer?.close(r));
     await t?.drop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -287,6 +295,17 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
     const { users } = await admin.call<{ users: Array<{ username: string; role: string }> }>('user.list');
     expect(users.map((x) => [x.username, x.role])).toEqual([['admin', 'admin'], ['mgr', 'manager'], ['viewer1', 'manager']]);
     expect(JSON.stringify(users)).not.toMatch(/scrypt|password_hash/);
+  });
+
+  it('fetches external modules at submission with [tray] fetch_ca; refuses http:// naming the path', async () => {
+    const port = (moduleServer.address() as { port: number }).port;
+    const config = (src: string) => ({ version: 1, tasks: [{ name: 'a', trays: [{ name: 't', modules: [{ name: 'f', class: 'filter', src }] }] }] });
+    const r = await mgr.call<{ dataset_id: number }>('dataset.submit', { config: config(`https://127.0.0.1:${port}/filter.py`), jobs: 1 });
+    const m = await t.db('module').where({ dataset_id: r.dataset_id }).first();
+    expect(m).toMatchObject({ class: 'filter', src_content: 'print("filter")\n', src_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const e = await rpcError(mgr.call('dataset.submit', { config: config(`http://127.0.0.1:${port}/filter.py`), jobs: 1 }));
+    expect(e.code).toBe(RpcErrorCode.INVALID_PARAMS);
+    expect((e.data as { issues: Array<{ path: string }> }).issues.map((i) => i.path)).toContain('/params/config/tasks/0/trays/0/modules/0/src');
   });
 
   it('never logs a token or a password', () => {

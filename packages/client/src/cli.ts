@@ -3,6 +3,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { RpcError, RpcErrorCode, coerceError } from '@firn/core';
 import { COMMAND_GROUPS } from './commands';
+import * as runCommand from './commands/run';
+import * as siteCommand from './commands/site';
 import { attachContext, type CliContext, type CliIo } from './context';
 import { CliError, EXIT_CODES_HELP, exitCodeOf } from './exit-codes';
 import { LineReader, readHidden } from './prompt';
@@ -35,6 +37,8 @@ Settings (server URL, token; mode 0600) live in $FIRN_CONFIG_DIR, else $XDG_CONF
 Environment: FIRN_URL, FIRN_TOKEN, FIRN_CA, FIRN_USER, FIRN_PASSWORD (login without a prompt).`);
   attachContext(program, ctx);
   for (const group of COMMAND_GROUPS) group.register(program);
+  runCommand.register(program);
+  siteCommand.register(program);
   return program;
 }
 
@@ -119,4 +123,5 @@ export function run(): void {
   );
 }
 
-if (require.main === module) run();
+// Run when this file is the program (node dist/cli.js …) — not when a bundle that merely includes it is.
+if (require.main === module && /^cli\.[cm]?js$/.test(path.basename(require.main.filename))) run();

@@ -140,7 +140,6 @@ export function checkUsername(username: unknown, field = 'username'): string {
   if (typeof username !== 'string' || username.length === 0 || username.length > 190) {
     throw new ValidationError('invalid username', [{ path: field, message: 'must be a string of 1 to 190 characters' }]);
   }
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(username)) {
     throw new ValidationError('invalid username', [{ path: field, message: 'must not contain control characters' }]);
   }

@@ -3,13 +3,17 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { ConfigError } from './errors';
 import * as m0001 from './migrations/0001_initial';
+import * as m0002 from './migrations/0002_web_indexes';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
 export type DbOrTrx = Knex | Knex.Transaction;
 
 /** Migrations in order; numbered, forward-only. Add new ones at the end. */
-const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [['0001_initial', m0001]];
+const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [
+  ['0001_initial', m0001],
+  ['0002_web_indexes', m0002],
+];
 
 const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => MIGRATIONS.map(([name]) => name),

@@ -231,6 +231,7 @@ export class QueueDaemon {
 
   /** Run one cycle now (or join the one running: cycles never overlap). */
   runCycle(): Promise<CycleReport> {
+    if (this.closed && !this.cycle) return Promise.reject(new Error('firn-queue is closed'));
     if (!this.cycle) this.cycle = this.cycleOnce().finally(() => (this.cycle = null));
     return this.cycle;
   }

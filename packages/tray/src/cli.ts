@@ -1,8 +1,10 @@
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  ConfigError, ROLES, coerceError, connect, createLogger, createUser, loadConfig, redactDbUrl,
+  ROLES, coerceError, connect, createLogger, createUser, loadConfig, redactDbUrl,
   type FirnConfig, type Role,
 } from '@firn/core';
+import type { TrayConfig } from './context';
 import { startTray } from './server';
 import { readSecretLine } from './stdin';
 
@@ -21,7 +23,15 @@ export interface TrayCliIo {
 const defaultIo = (): TrayCliIo => ({ stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env });
 
 function configFrom(opts: { config?: string }, io: TrayCliIo): FirnConfig {
-  return loadConfig({ file: opts.config, env: io.env });
+  const config = loadConfig({ file: opts.config, env: io.env });
+  // CA files named in the config file are relative to it, like tls_cert / tls_key
+  if (opts.config) {
+    const base = path.dirname(path.resolve(opts.config));
+    const tray = config.tray as TrayConfig;
+    if (tray.fetch_ca && !path.isAbsolute(tray.fetch_ca)) tray.fetch_ca = path.resolve(base, tray.fetch_ca);
+    if (tray.ldap_tls_ca && !path.isAbsolute(tray.ldap_tls_ca)) tray.ldap_tls_ca = path.resolve(base, tray.ldap_tls_ca);
+  }
+  return config;
 }
 
 /** Resolves when the process receives SIGTERM or SIGINT. */
@@ -37,7 +47,7 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-export function buildProgram(io: TrayCliIo, result: { code: number }): Command {
+export function buildProgram(io: TrayCliIo): Command {
   const program = new Command('firn-tray')
     .description('firn-tray: the JSON-RPC API for people — submit and control datasets')
     .option('-c, --config <file>', 'INI config file ([db], [tray], [log]); FIRN_<SECTION>_<KEY> environment variables override it')
@@ -94,24 +104,22 @@ export function buildProgram(io: TrayCliIo, result: { code: number }): Command {
         await db.destroy();
       }
     });
-  void result;
   return program;
 }
 
-/** Run the CLI; returns the exit code (0 ok, 1 error, 2 usage). */
+/** Run the CLI; returns the exit code (0 ok, 1 error — bad config, database, password —, 2 usage). */
 export async function main(argv: string[] = process.argv, io: TrayCliIo = defaultIo()): Promise<number> {
-  const result = { code: 0 };
-  const program = buildProgram(io, result);
+  const program = buildProgram(io);
   try {
     await program.parseAsync(argv);
-    return result.code;
+    return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      // commander printed the message or the help already
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) return 0;
       return 2;
     }
-    const err = coerceError(e);
-    io.stderr.write(`firn-tray: ${err instanceof ConfigError ? '' : ''}${err.message}\n`);
+    io.stderr.write(`firn-tray: ${coerceError(e).message}\n`);
     return 1;
   }
 }
@@ -129,4 +137,5 @@ export function run(): void {
   );
 }
 
-if (require.main === module) run();
+// Run when this file is the program (node dist/cli.js …) — not when a bundle that merely includes it is.
+if (require.main === module && /^cli\.[cm]?js$/.test(path.basename(require.main.filename))) run();

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import https from 'node:https';
 import { FirnError, ValidationError, checksumBuffer, coerceError, type Logger } from '@firn/core';
 

@@ -7,4 +7,3 @@ export { LdapAuthenticator, escapeDnValue, bindDn } from './ldap';
 export { checkCredentials } from './auth';
 export { suspendTasks, resetTasks, type Scope, type ControlOutcome } from './control';
 export type { TrayContext, TrayConfig } from './context';
-export { main as trayMain, buildProgram as buildTrayProgram } from './cli';

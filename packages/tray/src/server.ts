@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import {
-  connect, createRpcServer, nullLogger, serverUrl,
+  connect, createRpcServer, nullLogger, purgeExpiredTokens, serverUrl,
   type Db, type FirnConfig, type Logger, type RpcServer,
 } from '@firn/core';
 import { authMethods } from './auth';
@@ -86,6 +86,15 @@ export async function startTray(options: TrayOptions): Promise<Tray> {
   const port = address && typeof address === 'object' ? address.port : config.tray.port;
   const url = serverUrl({ ...config.tray, port, url: undefined });
   logger.info('firn-tray listening', { url, tls: Boolean(config.tray.tls_cert) });
+  // expired tokens are useless: drop them hourly (and once at start)
+  const purge = () =>
+    purgeExpiredTokens(db).then(
+      (n) => (n ? logger.debug('expired tokens purged', { count: n }) : undefined),
+      (e: unknown) => logger.warn('purging expired tokens failed', { error: String(e) }),
+    );
+  void purge();
+  const purgeTimer = setInterval(() => void purge(), 3600_000);
+  purgeTimer.unref();
   let closed: Promise<void> | null = null;
   return {
     url,
@@ -93,6 +102,7 @@ export async function startTray(options: TrayOptions): Promise<Tray> {
     server,
     close() {
       closed ??= (async () => {
+        clearInterval(purgeTimer);
         await server.close();
         if (ownDb) await db.destroy();
         logger.info('firn-tray stopped');

@@ -76,7 +76,7 @@ describe.each(DB_KINDS)('dataset submission on %s', (kind) => {
     expect(ds.config_hash).toBe(configHash(config));
     expect(JSON.parse(ds.retry)).toMatchObject({ max_failures: 5, max_evictions: 10 });
 
-    const byName = await db('task').select('name', 'status').count({ n: '*' }).where({ dataset_id: id }).groupBy('name', 'status').orderBy('name');
+    const byName = (await db('task').select('name', 'status').count({ n: '*' }).where({ dataset_id: id }).groupBy('name', 'status').orderBy('name')) as Array<{ name: string; status: string; n: number | string }>;
     expect(byName.map((x) => [x.name, x.status, Number(x.n)])).toEqual([
       ['detector', 'IDLE', 5], ['generate', 'WAITING', 5], ['photon', 'IDLE', 5],
     ]);
@@ -187,7 +187,7 @@ describe.each(DB_KINDS)('dataset submission on %s', (kind) => {
     const config = { version: 1, tasks: [shellTask('a'), shellTask('b', { depends: ['a'] }), shellTask('c', { depends: ['a'] })] };
     const r = await submitDataset(db, { config, jobs: 3000 }, opts);
     expect(r.tasks).toBe(9000);
-    const counts = await db('task').select('status').count({ n: '*' }).where({ dataset_id: r.dataset_id }).groupBy('status').orderBy('status');
+    const counts = (await db('task').select('status').count({ n: '*' }).where({ dataset_id: r.dataset_id }).groupBy('status').orderBy('status')) as Array<{ status: string; n: number | string }>;
     expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([['IDLE', 6000], ['WAITING', 3000]]);
     const maxIndex = await db('job').max({ m: 'job_index' }).where({ dataset_id: r.dataset_id }).first();
     expect(Number(maxIndex!.m)).toBe(2999);

@@ -125,28 +125,57 @@ function jobEvaluator(env: ExprEnv, job: number, args: Record<string, unknown> |
 // ---------------------------------------------------------------- bulk inserts
 
 /**
- * Rows per multi-row INSERT. SQLite allows 32,766 bound parameters per statement; MySQL has no
- * parameter limit with client-side formatting, only max_allowed_packet (16 MB by default on
- * MariaDB), so a few thousand rows of small integers and names fit easily.
+ * Rows per multi-row INSERT. SQLite allows 32,766 bound parameters per statement. On MySQL the
+ * rows go as one nested-array binding (`VALUES ?`, escaped by mysql2 — the driver's own bulk
+ * form, no placeholder per value to scan) and the limit is max_allowed_packet (16 MB by default
+ * on MariaDB): 5,000 rows of ids and short names are a few hundred KB.
  */
 export function rowsPerInsert(db: DbOrTrx, columns: number): number {
-  return isMysql(db) ? Math.max(1, Math.floor(60_000 / columns)) : Math.max(1, Math.floor(32_000 / columns));
+  return isMysql(db) ? 5000 : Math.max(1, Math.floor(32_000 / columns));
 }
 
-/** INSERT INTO table (columns) VALUES (…), (…) — in chunks, all values bound. */
-export async function insertRows(trx: Trx, table: string, columns: readonly string[], rows: readonly unknown[][], perStatement?: number): Promise<void> {
-  if (rows.length === 0) return;
-  const size = perStatement ?? rowsPerInsert(trx, columns.length);
-  const one = `(${columns.map(() => '?').join(', ')})`;
+/** One multi-row INSERT; every value is a binding. */
+function insertStatement(trx: Trx, table: string, columns: readonly string[], rows: readonly unknown[][]): Promise<unknown> {
   const head = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `;
-  for (let i = 0; i < rows.length; i += size) {
-    const part = rows.slice(i, i + size);
-    const bindings: unknown[] = new Array(part.length * columns.length);
-    let k = 0;
-    for (const r of part) for (const v of r) bindings[k++] = v;
-    await trx.raw(head + new Array(part.length).fill(one).join(', '), bindings as never[]);
-  }
+  if (isMysql(trx)) return trx.raw(`${head}?`, [rows] as never[]);
+  const one = `(${columns.map(() => '?').join(', ')})`;
+  const bindings: unknown[] = new Array(rows.length * columns.length);
+  let k = 0;
+  for (const r of rows) for (const v of r) bindings[k++] = v;
+  return trx.raw(head + new Array(rows.length).fill(one).join(', '), bindings as never[]);
 }
+
+/**
+ * INSERT INTO table (columns) VALUES (…), (…) — in chunks, all values bound. While one chunk
+ * is on its way to the server the next one is built (one connection: statements stay in order).
+ */
+export async function insertRows(trx: Trx, table: string, columns: readonly string[], rows: Iterable<unknown[]>, perStatement?: number): Promise<number> {
+  const size = perStatement ?? rowsPerInsert(trx, columns.length);
+  let pending: Promise<unknown> | null = null;
+  let part: unknown[][] = [];
+  let n = 0;
+  try {
+    for (const r of rows) {
+      part.push(r);
+      n++;
+      if (part.length >= size) {
+        if (pending) await pending;
+        pending = insertStatement(trx, table, columns, part);
+        part = [];
+      }
+    }
+  } catch (e) {
+    // a row could not be made (e.g. a requirement expression failed): let the statement in flight settle first
+    if (pending) await pending.catch(() => undefined);
+    throw e;
+  }
+  if (pending) await pending;
+  if (part.length) await insertStatement(trx, table, columns, part);
+  return n;
+}
+
+/** Jobs created per round of (insert jobs, read their ids back, insert their tasks). */
+export const JOB_BATCH = 50_000;
 
 const JOB_COLUMNS = ['dataset_id', 'job_index', 'status', 'run_id', 'args', 'status_changed_at'] as const;
 const TASK_COLUMNS = [
@@ -162,13 +191,15 @@ export interface NewJob {
 
 /**
  * Insert jobs and their tasks (the hot path): jobs in multi-row INSERTs, their ids read back by
- * job_index range, then every task row in multi-row INSERTs. Returns job_index → job id.
+ * job_index range, then every task row in multi-row INSERTs. Task rows are generated lazily, so
+ * a million tasks never sit in memory at once. Returns job_index → job id.
  */
 export async function createJobsAndTasks(trx: Trx, env: ExprEnv, plans: readonly TaskPlan[], jobs: readonly NewJob[]): Promise<Map<number, number>> {
   if (jobs.length === 0) return new Map();
   const t = now();
-  const jobRows = jobs.map((j) => [env.datasetId, j.index, JobStatus.PROCESSING, j.runId ?? null, j.args === undefined ? null : JSON.stringify(j.args), t]);
-  await insertRows(trx, 'job', JOB_COLUMNS, jobRows);
+  await insertRows(trx, 'job', JOB_COLUMNS, (function* () {
+    for (const j of jobs) yield [env.datasetId, j.index, JobStatus.PROCESSING, j.runId ?? null, j.args === undefined ? null : JSON.stringify(j.args), t];
+  })());
   let lo = Infinity, hi = -Infinity;
   for (const j of jobs) {
     if (j.index < lo) lo = j.index;
@@ -178,31 +209,16 @@ export async function createJobsAndTasks(trx: Trx, env: ExprEnv, plans: readonly
   const ids = new Map<number, number>();
   for (const r of idRows) ids.set(Number(r.job_index), Number(r.id));
 
-  // task rows, streamed chunk by chunk so a million tasks never sit in memory at once
-  const perStatement = rowsPerInsert(trx, TASK_COLUMNS.length);
-  const one = `(${TASK_COLUMNS.map(() => '?').join(', ')})`;
-  const head = `INSERT INTO task (${TASK_COLUMNS.join(', ')}) VALUES `;
-  let bindings: unknown[] = [];
-  let rowsInChunk = 0;
-  const flush = async () => {
-    if (rowsInChunk === 0) return;
-    await trx.raw(head + new Array(rowsInChunk).fill(one).join(', '), bindings as never[]);
-    bindings = [];
-    rowsInChunk = 0;
-  };
-  for (const job of jobs) {
-    const jobId = ids.get(job.index);
-    if (jobId === undefined) throw new Error(`job ${job.index} of dataset ${env.datasetId} was not found after insert`);
-    for (const p of plans) {
-      const r = p.constant ?? resolveRequirements(p.spec, p.index, jobEvaluator(env, job.index, job.args, p));
-      bindings.push(
-        env.datasetId, jobId, p.relId, p.index, p.name, p.hasDeps ? TaskStatus.IDLE : TaskStatus.WAITING, t,
-        r.cpu, r.gpu, r.memory, r.disk, r.time, r.site,
-      );
-      if (++rowsInChunk >= perStatement) await flush();
+  await insertRows(trx, 'task', TASK_COLUMNS, (function* () {
+    for (const job of jobs) {
+      const jobId = ids.get(job.index);
+      if (jobId === undefined) throw new Error(`job ${job.index} of dataset ${env.datasetId} was not found after insert`);
+      for (const p of plans) {
+        const r = p.constant ?? resolveRequirements(p.spec, p.index, jobEvaluator(env, job.index, job.args, p));
+        yield [env.datasetId, jobId, p.relId, p.index, p.name, p.hasDeps ? TaskStatus.IDLE : TaskStatus.WAITING, t, r.cpu, r.gpu, r.memory, r.disk, r.time, r.site];
+      }
     }
-  }
-  await flush();
+  })());
   return ids;
 }
 
@@ -357,8 +373,11 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
     }
     if (gridIds.length) await insertRows(trx, 'dataset_grid', ['dataset_id', 'grid_id'], gridIds.map((g) => [datasetId, g]));
 
-    const jobs: NewJob[] = Array.from({ length: jobsTotal }, (_, index) => ({ index }));
-    await createJobsAndTasks(trx, env, plans, jobs);
+    // in batches of jobs, so that a million-job dataset never holds all its rows or ids in memory
+    for (let start = 0; start < jobsTotal; start += JOB_BATCH) {
+      const batch: NewJob[] = Array.from({ length: Math.min(JOB_BATCH, jobsTotal - start) }, (_, i) => ({ index: start + i }));
+      await createJobsAndTasks(trx, env, plans, batch);
+    }
 
     await recordHistory(trx, {
       entity: 'dataset', entityId: datasetId, datasetId, action: 'submit', to: DatasetStatus.PROCESSING, actor,

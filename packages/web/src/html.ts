@@ -23,14 +23,16 @@ const ESCAPES: Record<string, string> = {
   '"': '&quot;',
   "'": '&#39;',
   '`': '&#96;',
-  '=': '&#61;',
 };
 
-/** Escape text for HTML element content and (double- or single-quoted) attribute values. */
+/**
+ * Escape text for HTML element content and quoted attribute values (every attribute in this
+ * package is double-quoted; unquoted attributes are never written).
+ */
 export function escapeHtml(value: unknown): string {
   if (value === null || value === undefined) return '';
   const s = typeof value === 'string' ? value : String(value);
-  return s.replace(/[&<>"'`=]/g, (c) => ESCAPES[c] ?? c);
+  return s.replace(/[&<>"'`]/g, (c) => ESCAPES[c] ?? c);
 }
 
 export type HtmlValue = SafeHtml | string | number | boolean | null | undefined | readonly HtmlValue[];

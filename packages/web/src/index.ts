@@ -1,20 +1,10 @@
-// @firn/web — PLACEHOLDER written by the firn-mon helper so that firn-mon's mount point builds and
-// runs. The web-monitor helper replaces this file; keep the `mountWeb(app, deps)` entry point
-// (firn-mon calls it when `[mon] web` is true).
-import type { Db, FirnConfig, Logger, RpcServer } from '@firn/core';
-
-/** The fastify instance firn-mon serves (its `POST /rpc`, `/healthz` and `/metrics` are already registered). */
-export type WebApp = RpcServer['app'];
-
-/** What firn-mon hands the web monitor. */
-export interface WebDeps {
-  db: Db;
-  config: FirnConfig;
-  logger: Logger;
-}
-
-/** Register the web monitor's routes on firn-mon's server (placeholder: a one-line `GET /`). */
-export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
-  void deps;
-  app.get('/', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('firn web monitor (placeholder: not built yet)\n'));
-}
+// @firn/web — the web monitor: server-rendered pages, charts, live updates, and controls that act
+// only through firn-tray. firn-mon mounts it with mountWeb(app, {db, config, logger}); firn-web
+// runs it alone. Only what is exported here may be used by others.
+export { mountWeb, trayUrlOf, safeNext, type WebApp, type WebDeps } from './web-routes';
+export { startWeb, type StartWebOptions, type RunningWeb } from './web-server';
+export { main as webMain } from './cli';
+export { html, raw, escapeHtml, joinHtml, jsonForScript, SafeHtml, type HtmlValue } from './html';
+export * from './queries';
+export { csrfFor, csrfMatches, parseCookies, serializeCookie } from './session';
+export { TrayGateway, type WebUser } from './tray-gateway';

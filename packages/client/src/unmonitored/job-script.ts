@@ -79,7 +79,7 @@ export function renderJobScript(o: JobScriptOptions): string {
     for (const p of t.promote) {
       lines.push(`promote ${q(p.from)} ${q(p.to)} || result ${q(`failed ${t.name}: cannot copy output ${p.local} to ${p.to}`)} 1`);
       cleanup.push(`rm -f ${q(p.from)}`);
-      if (p.type === 'job_temp') cleanup.push(`rm -f ${q(p.to)}`);
+      if (p.type === 'job_temp') cleanup.push(`rm -f ${q(p.to)}`, `rmdir ${q(path.dirname(p.to))} 2>/dev/null`);
     }
     lines.push(`progress ${q(`ok ${t.name}`)}`);
   });
@@ -102,5 +102,6 @@ function stagedDirs(job: JobPlan, siteTemp: string, dataset: number): string[] {
       }
     }
   }
+  if (dirs.size) dirs.add(path.dirname(top)); // <site_temp>/<dataset>, once no job uses it any more
   return [...dirs].sort((a, b) => b.length - a.length || a.localeCompare(b));
 }

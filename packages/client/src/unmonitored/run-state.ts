@@ -45,6 +45,8 @@ export interface RunState {
   site_temp: string;
   warnings: string[];
   submitted_at: string | null;
+  /** When `firn run --cancel` removed the run's batch jobs. */
+  cancelled_at?: string;
   jobs: RunJob[];
 }
 

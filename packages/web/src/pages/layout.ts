@@ -45,6 +45,7 @@ export function layout(ctx: ViewContext, o: PageOptions): SafeHtml {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${o.title} · Firn</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${ctx.assets.css}">
 ${o.charts ? html`<script src="${ctx.assets.chart}" defer></script>` : ''}
 <script src="${ctx.assets.js}" defer></script>

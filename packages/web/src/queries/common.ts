@@ -57,7 +57,10 @@ export async function jobCountsByDataset(db: DbOrTrx, datasetIds: readonly numbe
   return out;
 }
 
-/** `LIKE` pattern matching `text` literally anywhere (with `ESCAPE '\\'`). */
+/**
+ * `LIKE` pattern matching `text` literally anywhere, for `LIKE ? ESCAPE '!'` ('!' rather than a
+ * backslash, which MySQL string literals would themselves treat as an escape).
+ */
 export function likeContains(text: string): string {
-  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `%${text.replace(/[!%_]/g, (c) => `!${c}`)}%`;
 }

@@ -49,7 +49,7 @@ export async function listDatasetsPage(db: DbOrTrx, filter: DatasetFilter = {}):
     if (search) {
       const id = /^#?\d{1,9}$/.test(search) ? Number(search.replace('#', '')) : null;
       q.where((w) => {
-        w.whereRaw(`LOWER(d.description) LIKE ? ESCAPE '\\'`, [likeContains(search.toLowerCase())]);
+        w.whereRaw(`LOWER(d.description) LIKE ? ESCAPE '!'`, [likeContains(search.toLowerCase())]);
         if (id !== null) w.orWhere('d.id', id);
       });
     }

@@ -1,0 +1,161 @@
+/**
+ * A remote site over SSH (ssh2 through @firn/core's SshExecutor): install firn-queue and the
+ * pilot there, and drive the control script that starts, stops and watches the daemon.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SshExecutor, findSchemasDir, type ExecResult } from '@firn/core';
+import { pilotCommandOf } from '@firn/queue';
+import { pilotDistDirs, seaIsCurrent } from '../unmonitored/pilot-command';
+import { CTL_SCRIPT, QUEUE_BUNDLE, QUEUE_INI, renderCtlScript, renderQueueIni } from './remote-files';
+import { sshKeyFor, type SiteEntry } from './sites-file';
+
+/** The firn-queue bundle built by `npm run bundle -w @firn/queue` (part of `npm run build`). */
+export function queueBundlePath(): string | null {
+  const candidates = [path.resolve(__dirname, '..', '..', '..', 'queue', 'dist', QUEUE_BUNDLE)];
+  try {
+    candidates.push(path.join(path.dirname(require.resolve('@firn/queue/package.json')), 'dist', QUEUE_BUNDLE));
+  } catch {
+    /* not installed */
+  }
+  return candidates.find((p) => fs.existsSync(p)) ?? null;
+}
+
+/** The pilot to install: the single executable when asked for (or by default when it is built and current), else the bundle. */
+export function pilotArtifact(kind: 'sea' | 'bundle' | undefined): { kind: 'sea' | 'bundle'; file: string } {
+  for (const dist of pilotDistDirs()) {
+    const sea = path.join(dist, 'firn-pilot');
+    const bundle = path.join(dist, 'firn-pilot.js');
+    if (kind !== 'bundle' && fs.existsSync(sea) && seaIsCurrent(dist)) return { kind: 'sea', file: sea };
+    if (kind !== 'sea' && fs.existsSync(bundle)) return { kind: 'bundle', file: bundle };
+  }
+  throw new Error(kind === 'sea'
+    ? 'the single-executable pilot (packages/pilot/dist/firn-pilot) is not built or out of date: npm run build'
+    : 'the pilot bundle (packages/pilot/dist/firn-pilot.js) is not built: npm run build');
+}
+
+function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+export interface InstallOptions {
+  dbUrl: string;
+  monUrl: string;
+  pilot?: 'sea' | 'bundle';
+  /** Progress lines for people. */
+  say?: (line: string) => void;
+}
+
+export interface InstallResult {
+  remoteDir: string;
+  pilot: string;
+  uploaded: string[];
+  unchanged: string[];
+  check: string;
+}
+
+export class RemoteSite {
+  private readonly exec: SshExecutor;
+  private dir: string | null = null;
+
+  constructor(
+    readonly site: SiteEntry,
+    env: Record<string, string | undefined>,
+  ) {
+    this.exec = new SshExecutor({
+      host: site.ssh.host,
+      port: site.ssh.port,
+      username: site.ssh.user,
+      privateKeyPath: sshKeyFor(site, env),
+      timeoutMs: 30_000,
+    });
+  }
+
+  get description(): string {
+    return this.exec.description;
+  }
+
+  async run(command: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
+    return this.exec.exec(command, args, { timeoutMs });
+  }
+
+  /** remote_dir with a leading `~/` replaced by the site user's home. */
+  async remoteDir(): Promise<string> {
+    if (this.dir) return this.dir;
+    const d = this.site.remote_dir;
+    if (d === '~' || d.startsWith('~/')) {
+      const r = await this.run('sh', ['-c', 'printf %s "$HOME"']);
+      const home = r.stdout.trim();
+      if (r.code !== 0 || !home.startsWith('/')) throw new Error(`cannot find the home directory of ${this.description}: ${r.stderr.trim()}`);
+      this.dir = d === '~' ? home : path.posix.join(home, d.slice(2));
+    } else {
+      if (!d.startsWith('/')) throw new Error(`remote_dir must be absolute or start with ~/, got ${JSON.stringify(d)}`);
+      this.dir = d;
+    }
+    return this.dir;
+  }
+
+  /** sha256 of a remote file, or null when it is not there. */
+  private async remoteSha256(file: string): Promise<string | null> {
+    const r = await this.run('sha256sum', ['--', file]);
+    return r.code === 0 ? (r.stdout.trim().split(/\s+/)[0] ?? null) : null;
+  }
+
+  /** Upload a file unless the site has it already (same sha256). */
+  private async upload(local: string, remote: string, mode: number, result: InstallResult): Promise<void> {
+    if ((await this.remoteSha256(remote)) === sha256File(local)) {
+      result.unchanged.push(remote);
+      return;
+    }
+    await this.exec.writeFile(remote, fs.readFileSync(local), mode);
+    result.uploaded.push(remote);
+  }
+
+  async install(o: InstallOptions): Promise<InstallResult> {
+    const say = o.say ?? (() => undefined);
+    const queue = queueBundlePath();
+    if (!queue) throw new Error('the firn-queue bundle (packages/queue/dist/firn-queue.js) is not built: npm run build');
+    const pilot = pilotArtifact(o.pilot ?? this.site.pilot);
+    const dir = await this.remoteDir();
+    await this.exec.mkdir(dir, 0o700);
+    const result: InstallResult = { remoteDir: dir, pilot: '', uploaded: [], unchanged: [], check: '' };
+
+    say(`installing into ${this.description}${dir}`);
+    await this.upload(queue, `${dir}/${QUEUE_BUNDLE}`, 0o644, result);
+    const pilotName = pilot.kind === 'sea' ? 'firn-pilot' : 'firn-pilot.js';
+    await this.upload(pilot.file, `${dir}/${pilotName}`, 0o755, result);
+    const schemas = findSchemasDir();
+    for (const f of fs.readdirSync(schemas, { recursive: true, withFileTypes: false }) as string[]) {
+      const local = path.join(schemas, f);
+      if (fs.statSync(local).isFile() && f.endsWith('.json')) await this.upload(local, `${dir}/schemas/${f.split(path.sep).join('/')}`, 0o644, result);
+    }
+
+    const node = this.site.node ?? 'node';
+    // the executable runs as it is; the bundle needs Node.js on the worker nodes
+    result.pilot = pilot.kind === 'sea' ? `${dir}/firn-pilot` : node === 'node' ? pilotCommandOf(`${dir}/firn-pilot.js`) : `${node} ${dir}/firn-pilot.js`;
+    const ini = renderQueueIni({ site: this.site, remoteDir: dir, dbUrl: o.dbUrl, monUrl: o.monUrl, pilot: result.pilot, writtenAt: new Date().toISOString() });
+    await this.exec.writeFile(`${dir}/${QUEUE_INI}`, ini, 0o600);
+    await this.exec.writeFile(`${dir}/${CTL_SCRIPT}`, renderCtlScript({ site: this.site.name, remoteDir: dir, node }), 0o755);
+    result.uploaded.push(`${dir}/${QUEUE_INI}`, `${dir}/${CTL_SCRIPT}`);
+
+    const check = await this.ctl(['check']);
+    result.check = (check.stdout + check.stderr).trim();
+    if (check.code !== 0) throw new Error(`installed, but firn-queue rejects its configuration on ${this.site.name}: ${result.check}`);
+    return result;
+  }
+
+  /** Run the control script; a missing script means the site was never installed. */
+  async ctl(args: string[], timeoutMs = 180_000): Promise<ExecResult> {
+    const dir = await this.remoteDir();
+    const r = await this.run('/bin/sh', [`${dir}/${CTL_SCRIPT}`, ...args], timeoutMs);
+    if (r.code === 127 || (/No such file/.test(r.stderr) && r.stderr.includes(CTL_SCRIPT))) {
+      throw new Error(`site ${this.site.name} is not installed (${dir}/${CTL_SCRIPT} is missing): run firn site install ${this.site.name}`);
+    }
+    return r;
+  }
+
+  async close(): Promise<void> {
+    await this.exec.close();
+  }
+}

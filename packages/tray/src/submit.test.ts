@@ -183,14 +183,18 @@ describe.each(DB_KINDS)('dataset submission on %s', (kind) => {
     expect(untrusted[0]!.message).toMatch(/fetching .* failed/);
   });
 
-  it('inserts many jobs in several multi-row statements', async () => {
+  it('inserts many jobs in several batches of multi-row statements', async () => {
     const config = { version: 1, tasks: [shellTask('a'), shellTask('b', { depends: ['a'] }), shellTask('c', { depends: ['a'] })] };
-    const r = await submitDataset(db, { config, jobs: 3000 }, opts);
+    const r = await submitDataset(db, { config, jobs: 3000 }, { ...opts, jobBatch: 700 });
     expect(r.tasks).toBe(9000);
     const counts = (await db('task').select('status').count({ n: '*' }).where({ dataset_id: r.dataset_id }).groupBy('status').orderBy('status')) as Array<{ status: string; n: number | string }>;
     expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([['IDLE', 6000], ['WAITING', 3000]]);
-    const maxIndex = await db('job').max({ m: 'job_index' }).where({ dataset_id: r.dataset_id }).first();
-    expect(Number(maxIndex!.m)).toBe(2999);
+    const jobs = (await db('job').select('id', 'job_index').where({ dataset_id: r.dataset_id }).orderBy('job_index')) as Array<{ id: number; job_index: number }>;
+    expect(jobs.map((j) => j.job_index)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+    // every job has exactly its three tasks, one per task index
+    const perJob = (await db('task').select('job_id').count({ n: '*' }).countDistinct({ k: 'task_index' }).where({ dataset_id: r.dataset_id }).groupBy('job_id')) as Array<{ n: number | string; k: number | string }>;
+    expect(perJob).toHaveLength(3000);
+    expect(perJob.every((x) => Number(x.n) === 3 && Number(x.k) === 3)).toBe(true);
   });
 
   it('offline: zero jobs at submission; add_jobs adds jobs with input files and runs', async () => {

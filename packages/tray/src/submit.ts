@@ -238,6 +238,8 @@ export interface SubmitOptions {
   user: Pick<AuthUser, 'id' | 'username'>;
   fetch: FetchOptions;
   logger?: Logger;
+  /** Jobs per round of inserts (default JOB_BATCH). */
+  jobBatch?: number;
 }
 
 export interface SubmitResult {
@@ -374,8 +376,9 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
     if (gridIds.length) await insertRows(trx, 'dataset_grid', ['dataset_id', 'grid_id'], gridIds.map((g) => [datasetId, g]));
 
     // in batches of jobs, so that a million-job dataset never holds all its rows or ids in memory
-    for (let start = 0; start < jobsTotal; start += JOB_BATCH) {
-      const batch: NewJob[] = Array.from({ length: Math.min(JOB_BATCH, jobsTotal - start) }, (_, i) => ({ index: start + i }));
+    const perBatch = options.jobBatch ?? JOB_BATCH;
+    for (let start = 0; start < jobsTotal; start += perBatch) {
+      const batch: NewJob[] = Array.from({ length: Math.min(perBatch, jobsTotal - start) }, (_, i) => ({ index: start + i }));
       await createJobsAndTasks(trx, env, plans, batch);
     }
 

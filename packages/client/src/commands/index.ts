@@ -5,6 +5,7 @@ import * as db from './db';
 import * as expand from './expand';
 import * as grid from './grid';
 import * as shell from './shell';
+import * as up from './up';
 import * as user from './user';
 import * as validate from './validate';
 
@@ -13,5 +14,5 @@ import * as validate from './validate';
  * a file here exporting `register(program: Command)`, and one line in this list.
  */
 export const COMMAND_GROUPS: ReadonlyArray<{ register(program: Command): void }> = [
-  auth, datasets, grid, user, validate, expand, db, shell,
+  auth, datasets, grid, user, validate, expand, db, shell, up,
 ];

@@ -65,11 +65,12 @@ describe('firn run with the slurm plugin', () => {
     const c = await firn(['--json', 'run', '--cancel', out], env);
     expect([c.code, JSON.parse(c.out).cancelled]).toEqual([0, 2]);
     await waitUntil(() => live().length === 0, 30_000, 'Slurm to cancel the jobs');
-    const s = await waitUntil(async () => {
+    const ended = await waitUntil(async () => {
       const st = await firn(['--json', 'run', '--status', out], env);
       const v = JSON.parse(st.out) as SummaryJson;
       return v.done ? { code: st.code, v } : null;
     }, 30_000, 'the run to end');
+    const s = ended!;
     expect(s.code).toBe(1);
     expect(s.v.counts).toMatchObject({ lost: 2, ok: 0 });
     for (const j of s.v.jobs) expect(j.reason).toMatch(/^cancelled \(firn run --cancel, /);

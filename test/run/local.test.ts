@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DAG, dagExpected, expectDagRun, firn, sums, type SummaryJson } from './helpers';
+import { DAG, ROOT, dagExpected, expectDagRun, firn, sums, type SummaryJson } from './helpers';
 
 let dir: string;
 beforeAll(() => {
@@ -68,6 +68,22 @@ describe('firn run with the local plugin', () => {
     expect(bad.tasks.map((t) => t.status)).toEqual(['ok', 'failed', 'not run']);
     expect(bad.tasks[1]!.error).toMatch(/module tray\/mod exited with code 3: job one breaks/);
     expect(sums(s)).toEqual({ a_runs: 3, b_runs: 2, c_runs: 2 });
+  }, 60_000);
+
+  it('offline processing: one job per input file with --job-args, run by the .js pilot with node (--pilot)', async () => {
+    const inputs = path.join(ROOT, 'examples', 'datasets', 'offline-inputs');
+    const argsFile = path.join(dir, 'offline-args.json');
+    fs.writeFileSync(argsFile, JSON.stringify([1, 2, 3].map((i) => ({ input: `file://${inputs}/run_00000${i}.txt` }))));
+    const out = path.join(dir, 'offline');
+    const bundle = path.join(ROOT, 'packages', 'pilot', 'dist', 'firn-pilot.js');
+    const r = await firn(['--json', 'run', path.join(ROOT, 'examples', 'datasets', 'offline.json'), '--job-args', argsFile, '--dataset', '4',
+      '--pilot', `node ${bundle}`, '--out', out, '--poll', '0.3']);
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: expect.stringContaining(`(pilot node ${bundle})`) });
+    const s = JSON.parse(r.out) as SummaryJson;
+    expect(sums(s)).toEqual({ files: 3, lines: 30, value_sum: 465 });
+    const processed = path.join(out, 'site-temp', 'results', '4', 'processed_000001.txt');
+    expect(fs.readFileSync(processed, 'utf8').trim().split('\n').map(Number)).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20].map((v) => 2 * v));
+    expect(s.jobs[1]!.tasks[0]!.outputs[0]).toMatchObject({ url: `file://${processed}`, verified: true });
   }, 60_000);
 
   it('refuses an invalid config with the JSON path of each problem and submits nothing', async () => {

@@ -140,7 +140,9 @@ export async function ensureDatabase(url: string): Promise<void> {
     pool: { min: 0, max: 1 },
   });
   try {
-    await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_bin', [p.database!]);
+    // Least-privilege accounts have no CREATE privilege: only create what is missing.
+    const rows = (await admin('information_schema.SCHEMATA').select('SCHEMA_NAME').where('SCHEMA_NAME', p.database!)) as unknown[];
+    if (rows.length === 0) await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_bin', [p.database!]);
   } finally {
     await admin.destroy();
   }
@@ -182,7 +184,9 @@ export async function connect(url: string, options: OpenDbOptions = {}): Promise
   await ensureDatabase(url);
   const db = openDb(url, options);
   try {
-    await migrate(db);
+    // Accounts without DDL rights can start on a migrated database: migrate only when needed.
+    const pending = await migrationStatus(db).then((st) => st.pending.length, () => 1);
+    if (pending > 0) await migrate(db);
   } catch (e) {
     await db.destroy();
     throw e;

@@ -149,7 +149,16 @@ export async function createRpcServer(options: RpcServerOptions): Promise<RpcSer
     if (result === null || (Array.isArray(result) && result.length === 0)) return reply.code(204).send();
     return reply.send(result);
   });
-  app.get('/healthz', async () => ({ status: 'ok', daemon: options.name, ...(options.health ? await options.health() : {}) }));
+  app.get('/healthz', async (_req, reply) => {
+    try {
+      const detail = options.health ? await options.health() : {};
+      const down = Object.values(detail).some((v) => v === 'error' || v === 'unavailable');
+      return reply.code(down ? 503 : 200).send({ status: down ? 'error' : 'ok', daemon: options.name, ...detail });
+    } catch (e) {
+      // readiness probes must see a daemon that cannot reach its database as down
+      return reply.code(503).send({ status: 'error', daemon: options.name, error: coerceError(e).message });
+    }
+  });
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', registry.contentType);
     return registry.metrics();

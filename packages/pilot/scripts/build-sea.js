@@ -25,6 +25,8 @@ const BUNDLE = path.join(DIST, 'firn-pilot.js');
 const OUT = path.join(DIST, 'firn-pilot');
 const STAMP = path.join(DIST, 'firn-pilot.sea.json');
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Bump when this script changes what it makes (forces one rebuild). */
+const BUILDER_VERSION = 2;
 
 /**
  * Runs before the bundle. In a single executable, `require` loads built-in modules only and
@@ -78,6 +80,7 @@ function main() {
 
   const bundle = fs.readFileSync(BUNDLE, 'utf8');
   const wanted = {
+    builder: BUILDER_VERSION,
     bundle_sha256: sha256(bundle),
     prelude_sha256: sha256(PRELUDE),
     node: process.version,
@@ -104,7 +107,7 @@ function main() {
 
   const work = fs.mkdtempSync(path.join(DIST, '.sea-'));
   try {
-    const main = path.join(work, 'main.js');
+    const main = path.join(work, 'firn-pilot.js'); // the name stack traces show
     const blob = path.join(work, 'sea-prep.blob');
     const config = path.join(work, 'sea-config.json');
     // keep the bundle's "use strict" directive first, then the prelude, then the bundle

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import {
   ConflictError, DatasetStatus, ExpressionError, JobStatus, TaskStatus, ValidationError, actorOf,
   chunk, configHash, defaultRequirements, evaluate, getDatasetConfig, resolveRetryPolicy, isMysql, now, recordHistory, validateDatasetConfig, withTransaction,
-  type AuthUser, type Db, type RetryPolicy, type DbOrTrx, type Logger, type RpcContext, type Trx, type ValidationIssue,
+  type AuthUser, type DatasetConfig, type Db, type DbOrTrx, type Requirements as RequirementSpec, type Logger, type RpcContext, type Trx, type ValidationIssue,
 } from '@firn/core';
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
 import { assertLive } from './datasets';
@@ -26,21 +26,8 @@ import { fetchModule, type FetchOptions, type FetchedModule } from './external-m
  * only on the worker) is refused with -32602 naming the path.
  */
 
-// ---------------------------------------------------------------- the parts of the config used here
-
-interface ReqSpec { cpu?: number | string; gpu?: number | string; memory?: number | string; disk?: number | string; time?: number | string; site?: string }
-interface ModuleCfg { name: string; class: string; src?: string; parameters?: Record<string, unknown> }
-interface TrayCfg { name: string; iterations?: number; metaproject?: string; modules: ModuleCfg[] }
-interface TaskCfg { name: string; depends?: string[]; requirements?: ReqSpec; trays: TrayCfg[] }
-interface DatasetCfg {
-  version: number;
-  description?: string;
-  type?: 'simulation' | 'offline';
-  steering?: { parameters?: Record<string, string | number | boolean>; metaprojects?: Array<{ name: string; url: string; checksum?: { md5?: string; sha256?: string } }> };
-  retry?: Record<string, unknown>;
-  tasks: TaskCfg[];
-}
-
+type ReqSpec = RequirementSpec;
+type DatasetCfg = DatasetConfig;
 
 /** Resolved requirements of one task of one job (the req_* columns). */
 export interface Requirements { cpu: number; gpu: number; memory: number; disk: number; time: number; site: string | null }
@@ -275,7 +262,7 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
     const issues: ValidationIssue[] = validation.issues.map((i) => ({ path: `/params/config${i.path === '/' ? '' : i.path}`, message: i.message }));
     throw new ValidationError('invalid dataset config', issues);
   }
-  const cfg = validation.config as unknown as DatasetCfg;
+  const cfg: DatasetCfg = validation.config;
   const type = params.type ?? cfg.type ?? (params.jobs === 0 ? 'offline' : 'simulation');
   const jobsTotal = params.jobs ?? (type === 'offline' ? 0 : 1);
   if (type === 'offline' && jobsTotal !== 0) {
@@ -325,7 +312,7 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
     const [inserted] = (await trx('dataset').insert({
       description, type, status: DatasetStatus.PROCESSING, priority: params.priority ?? 0, owner_id: options.user.id,
       jobs_submitted: jobsTotal, tasks_per_job: cfg.tasks.length, config: configText, config_hash: hash,
-      retry: JSON.stringify(resolveRetryPolicy(cfg.retry as RetryPolicy | undefined)), created_at: t, updated_at: t,
+      retry: JSON.stringify(resolveRetryPolicy(cfg.retry)), created_at: t, updated_at: t,
     })) as number[];
     const datasetId = Number(inserted);
     const env: ExprEnv = { datasetId, jobsTotal, steering };

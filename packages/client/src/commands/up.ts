@@ -12,22 +12,23 @@ export function register(program: Command): void {
   program
     .command('up')
     .description('run tray, mon, dh and a local queue in one process on SQLite (the embedded mode); Ctrl-C stops, starting again resumes')
-    .option('--data <dir>', 'data directory: database, submit dirs, site temp storage', 'firn-data')
+    .option('--data <dir>', 'data directory: database, submit dirs, site temp storage (default ./firn-data)')
     .option('--config <file>', 'INI file with overrides (same sections as the daemons)')
-    .option('--tray-port <port>', 'firn-tray port', (v) => Number(v), 8580)
-    .option('--mon-port <port>', 'firn-mon port (web monitor and pilots)', (v) => Number(v), 8581)
+    .option('--tray-port <port>', 'firn-tray port (default 8580)', (v) => Number(v))
+    .option('--mon-port <port>', 'firn-mon port: web monitor and pilots (default 8581)', (v) => Number(v))
     .option('--concurrency <n>', 'local processes at once (default: CPUs)', (v) => Number(v))
-    .action(async (opts: { data: string; config?: string; trayPort: number; monPort: number; concurrency?: number }) => {
+    .action(async (opts: { data?: string; config?: string; trayPort?: number; monPort?: number; concurrency?: number }) => {
       for (const [k, v] of [['--tray-port', opts.trayPort], ['--mon-port', opts.monPort]] as const) {
-        if (!Number.isInteger(v) || v < 0 || v > 65535) throw new CliError(`${k} must be a port number (0-65535), got ${v}`, ExitCode.USAGE);
+        if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new CliError(`${k} must be a port number (0-65535), got ${v}`, ExitCode.USAGE);
       }
       if (opts.concurrency !== undefined && (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)) {
         throw new CliError(`--concurrency must be a positive integer, got ${opts.concurrency}`, ExitCode.USAGE);
       }
-      const dataDir = path.resolve(opts.data);
+      const dataDir = path.resolve(opts.data ?? 'firn-data');
       const logger = createLogger({ level: 'info', format: 'auto' }).scope({ daemon: 'up' });
       const suite = await startEmbedded({
         dataDir, configFile: opts.config, trayPort: opts.trayPort, monPort: opts.monPort, concurrency: opts.concurrency, logger,
+        flagsWin: true,
       });
       const say = (s: string) => process.stdout.write(s);
       say(`firn up: data in ${dataDir}\n  tray (firn CLI): ${suite.trayUrl}\n  web monitor:     ${suite.monUrl}/\n`);

@@ -31,6 +31,8 @@ export interface EmbeddedOptions {
   /** Capabilities of the local grid (default: this machine's CPUs and memory, no GPU). */
   capabilities?: Record<string, unknown>;
   logger: Logger;
+  /** Ports, data directory and concurrency given here beat the config file (command-line flags). */
+  flagsWin?: boolean;
 }
 
 export interface EmbeddedSuite {
@@ -84,7 +86,14 @@ function defaults(o: EmbeddedOptions): RawConfig {
 export async function startEmbedded(o: EmbeddedOptions): Promise<EmbeddedSuite> {
   const logger = o.logger;
   fs.mkdirSync(path.resolve(o.dataDir), { recursive: true });
-  const config = loadConfig({ file: o.configFile, env: o.env ?? process.env, defaults: defaults(o) });
+  const overrides: RawConfig = {};
+  if (o.flagsWin) {
+    if (o.trayPort !== undefined) (overrides.tray ??= {}).port = o.trayPort;
+    if (o.monPort !== undefined) (overrides.mon ??= {}).port = o.monPort;
+    if (o.concurrency !== undefined) (overrides.queue ??= {}).concurrency = o.concurrency;
+    (overrides.system ??= {}).data = path.resolve(o.dataDir);
+  }
+  const config = loadConfig({ file: o.configFile, env: o.env ?? process.env, defaults: defaults(o), overrides });
   const db = await connect(config.db.url);
   const opened: Array<() => Promise<void>> = [async () => db.destroy()];
   const closeAll = async () => {

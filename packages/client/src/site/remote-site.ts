@@ -96,20 +96,28 @@ export class RemoteSite {
     return this.dir;
   }
 
-  /** sha256 of a remote file, or null when it is not there. */
-  private async remoteSha256(file: string): Promise<string | null> {
-    const r = await this.run('sha256sum', ['--', file]);
-    return r.code === 0 ? (r.stdout.trim().split(/\s+/)[0] ?? null) : null;
+  /** sha256 of remote files (one round trip); files that are not there are left out. */
+  private async remoteSha256(files: string[]): Promise<Map<string, string>> {
+    const r = await this.run('sh', ['-c', 'for f; do [ -f "$f" ] && sha256sum -- "$f"; done; true', 'sh', ...files]);
+    const out = new Map<string, string>();
+    for (const line of r.stdout.split('\n')) {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+      if (m) out.set(m[2] as string, m[1] as string);
+    }
+    return out;
   }
 
-  /** Upload a file unless the site has it already (same sha256). */
-  private async upload(local: string, remote: string, mode: number, result: InstallResult): Promise<void> {
-    if ((await this.remoteSha256(remote)) === sha256File(local)) {
-      result.unchanged.push(remote);
-      return;
+  /** Upload files unless the site has them already (same sha256). */
+  private async uploadAll(files: Array<{ local: string; remote: string; mode: number }>, result: InstallResult): Promise<void> {
+    const have = await this.remoteSha256(files.map((f) => f.remote));
+    for (const f of files) {
+      if (have.get(f.remote) === sha256File(f.local)) {
+        result.unchanged.push(f.remote);
+        continue;
+      }
+      await this.exec.writeFile(f.remote, fs.readFileSync(f.local), f.mode);
+      result.uploaded.push(f.remote);
     }
-    await this.exec.writeFile(remote, fs.readFileSync(local), mode);
-    result.uploaded.push(remote);
   }
 
   async install(o: InstallOptions): Promise<InstallResult> {
@@ -122,14 +130,17 @@ export class RemoteSite {
     const result: InstallResult = { remoteDir: dir, pilot: '', uploaded: [], unchanged: [], check: '' };
 
     say(`installing into ${this.description}${dir}`);
-    await this.upload(queue, `${dir}/${QUEUE_BUNDLE}`, 0o644, result);
     const pilotName = pilot.kind === 'sea' ? 'firn-pilot' : 'firn-pilot.js';
-    await this.upload(pilot.file, `${dir}/${pilotName}`, 0o755, result);
+    const files = [
+      { local: queue, remote: `${dir}/${QUEUE_BUNDLE}`, mode: 0o644 },
+      { local: pilot.file, remote: `${dir}/${pilotName}`, mode: 0o755 },
+    ];
     const schemas = findSchemasDir();
-    for (const f of fs.readdirSync(schemas, { recursive: true, withFileTypes: false }) as string[]) {
+    for (const f of fs.readdirSync(schemas, { recursive: true }) as string[]) {
       const local = path.join(schemas, f);
-      if (fs.statSync(local).isFile() && f.endsWith('.json')) await this.upload(local, `${dir}/schemas/${f.split(path.sep).join('/')}`, 0o644, result);
+      if (f.endsWith('.json') && fs.statSync(local).isFile()) files.push({ local, remote: `${dir}/schemas/${f.split(path.sep).join('/')}`, mode: 0o644 });
     }
+    await this.uploadAll(files, result);
 
     const node = this.site.node ?? 'node';
     // the executable runs as it is; the bundle needs Node.js on the worker nodes

@@ -524,3 +524,36 @@ export function killLocalPilots(submitDir: string): void {
 }
 
 export { waitUntil };
+
+/**
+ * examples/datasets/simulation.json with `jobs` jobs through this suite's grid: COMPLETE,
+ * every task OK, each sim_NNNNNN.txt at its destination with the recorded checksums, the
+ * README's exact statistics. Returns the dataset id.
+ */
+export async function runSimulation(s: E2eSuite, jobs: number, timeoutMs: number): Promise<number> {
+  const sub = await s.submit(exampleConfig('simulation'), jobs);
+  expect(sub).toEqual({ dataset_id: expect.any(Number), jobs, tasks: jobs });
+  const id = sub.dataset_id;
+  const st = await s.waitForDataset(id, ['COMPLETE'], timeoutMs);
+  expect(Object.fromEntries(Object.entries(st.tasks).filter(([, n]) => n > 0))).toEqual({ OK: jobs });
+
+  const tasks = (await s.db.db('task as t').join('job as j', 'j.id', 't.job_id').select('t.id', 't.status', 't.batch_id', 't.failures', 't.host', 'j.job_index')
+    .where('t.dataset_id', id).orderBy('j.job_index')) as Array<{ id: number; status: string; batch_id: string | null; failures: number; host: string | null; job_index: number }>;
+  expect(tasks.map((t) => [t.status, t.failures])).toEqual(Array.from({ length: jobs }, () => ['OK', 0]));
+  for (const t of tasks) expect(t.batch_id).toEqual(expect.any(String));
+
+  const files = (await s.db.db('file').select('task_id', 'url', 'state', 'size', 'md5', 'sha256', 'temp_url').where({ dataset_id: id, kind: 'output' })) as Array<{
+    task_id: number; url: string; state: string; size: number; md5: string; sha256: string; temp_url: string | null;
+  }>;
+  expect(files).toHaveLength(jobs);
+  for (const t of tasks) {
+    const f = files.find((x) => Number(x.task_id) === Number(t.id))!;
+    const file = path.join(s.siteTemp, 'results', String(id), `sim_${String(t.job_index).padStart(6, '0')}.txt`);
+    expect([f.url, f.state, f.temp_url]).toEqual([`file://${file}`, 'VERIFIED', null]);
+    expect(await checksums(file)).toEqual({ md5: f.md5, sha256: f.sha256, size: Number(f.size) });
+    expect(fs.readFileSync(file, 'utf8').split('\n')[0]).toBe(`0 ${7 + Number(t.job_index)}`);
+  }
+  const stats = (await s.tray.call<{ stats: Record<string, { n: number; sum: number }> }>('dataset.stats', { dataset_id: id })).stats;
+  expect(Object.fromEntries(Object.entries(stats).filter(([k]) => k !== 'cpu_seconds').map(([k, v]) => [k, v.sum]))).toEqual(simulationExpected(jobs));
+  return id;
+}

@@ -186,8 +186,8 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
     const gen = job1.tasks[0]!.id;
     await drive(t.db, gen, TO_FAILED);
     await t.db('task').where({ id: gen }).update({ failures: 5 });
-    // photon and detector are IDLE behind it: by states.ts deriveJobStatus the job is still PROCESSING
-    expect((await mgr.call<{ job: { status: string } }>('job.get', { dataset_id: id, job_index: 1 })).job.status).toBe('PROCESSING');
+    // photon and detector are IDLE behind it and can never run: the job is FAILED
+    expect((await mgr.call<{ job: { status: string } }>('job.get', { dataset_id: id, job_index: 1 })).job.status).toBe('FAILED');
 
     const r = await mgr.call('job.reset', { dataset_id: id, job_index: 1, requirements: { memory: 4000, time: 30 }, reason: 'more memory' });
     expect(r).toMatchObject({ dataset_id: id, job_index: 1, status: 'PROCESSING', changed: 1, waiting: 1, idle: 0 });
@@ -196,7 +196,7 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
     const others = await t.db('task').where({ dataset_id: id }).whereNot({ id: gen }).where({ req_memory: 4000 });
     expect(others).toHaveLength(0);
     const h = await t.db('history').where({ entity: 'job', entity_id: job1.job.id, action: 'reset' }).first();
-    expect(h).toMatchObject({ from_status: 'PROCESSING', to_status: 'PROCESSING', actor: 'user:mgr' });
+    expect(h).toMatchObject({ from_status: 'FAILED', to_status: 'PROCESSING', actor: 'user:mgr' });
     expect(h.reason).toMatch(/more memory/);
 
     // suspend and resume a single job

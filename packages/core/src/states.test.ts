@@ -64,6 +64,9 @@ describe('status derivation', () => {
     [['SUSPENDED', 'QUEUED'], 'PROCESSING'],
     [['IDLE', 'WAITING'], 'PROCESSING'],
     [['FAILED', 'SUSPENDED'], 'FAILED'],
+    [['OK', 'FAILED', 'IDLE', 'IDLE'], 'FAILED'], // dependents of a failed task can never run
+    [['SUSPENDED', 'IDLE'], 'SUSPENDED'],
+    [['OK', 'IDLE'], 'PROCESSING'], // about to be released
     [[], 'PROCESSING'],
   ])('job of %j is %s', (tasks, expected) => {
     expect(deriveJobStatus(tasks as S[])).toBe(expected);

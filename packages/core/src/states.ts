@@ -104,9 +104,13 @@ export function nextStatuses(from: TaskStatus): TaskStatus[] {
 
 /** Tasks in these statuses hold (or may soon hold) a batch job. */
 export const ACTIVE_STATUSES: readonly TaskStatus[] = [S.QUEUEING, S.QUEUED, S.PROCESSING];
-/** Statuses in which a task's work is not finished and may still progress without a person. */
+/**
+ * Statuses in which a task's work is not finished and may still progress without a person.
+ * IDLE is not among them: an IDLE task moves only when its dependencies do, so a job whose
+ * only unfinished tasks are IDLE behind a FAILED (or SUSPENDED) one is stuck, not running.
+ */
 export const IN_PROGRESS_STATUSES: readonly TaskStatus[] = [
-  S.IDLE, S.WAITING, S.QUEUEING, S.QUEUED, S.PROCESSING, S.READYTOCOPY, S.COPYING, S.COPIED, S.ERROR, S.EVICTED, S.RESET,
+  S.WAITING, S.QUEUEING, S.QUEUED, S.PROCESSING, S.READYTOCOPY, S.COPYING, S.COPIED, S.ERROR, S.EVICTED, S.RESET,
 ];
 
 export function isTaskStatus(s: unknown): s is TaskStatus {

@@ -142,7 +142,7 @@
     state.charts[c.id] = new window.Chart(c, {
       type: 'bar',
       data: {
-        labels: groups.map(function (g) { return g.reason.length > 40 ? g.reason.slice(0, 40) + '…' : g.reason; }),
+        labels: groups.map(function (g) { return g.reason.length > 28 ? g.reason.slice(0, 27) + '…' : g.reason; }),
         datasets: [{ label: 'tasks', data: groups.map(function (g) { return g.count; }), backgroundColor: COLORS.ERROR }]
       },
       options: { indexAxis: 'y', responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } }

@@ -198,7 +198,7 @@ export function register(program: Command): void {
             `site ${name} installed in ${r.remoteDir} (${r.uploaded.length} files written, ${r.unchanged.length} unchanged)`,
             `pilot: ${r.pilot}`,
             r.check,
-            running ? `firn-queue is running the previous version: firn site stop ${name} && firn site start ${name}` : `next: firn site start ${name}`,
+            running ? `firn-queue is running: restart it to use what was installed (firn site stop ${name} && firn site start ${name})` : `next: firn site start ${name}`,
           ].join('\n'));
       } finally {
         await remote.close();

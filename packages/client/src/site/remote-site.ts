@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SshExecutor, findSchemasDir, type ExecResult } from '@firn/core';
-import { pilotCommandOf } from '@firn/queue';
+import { pilotCommandOf, shellQuote } from '@firn/queue';
 import { pilotDistDirs, seaIsCurrent } from '../unmonitored/pilot-command';
 import { CTL_SCRIPT, QUEUE_BUNDLE, QUEUE_INI, renderCtlScript, renderQueueIni } from './remote-files';
 import { sshKeyFor, type SiteEntry } from './sites-file';
@@ -34,6 +34,9 @@ export function pilotArtifact(kind: 'sea' | 'bundle' | undefined): { kind: 'sea'
     ? 'the single-executable pilot (packages/pilot/dist/firn-pilot) is not built or out of date: npm run build'
     : 'the pilot bundle (packages/pilot/dist/firn-pilot.js) is not built: npm run build');
 }
+
+/** Files up to this size go in one shell script rather than one sftp upload each. */
+const SMALL_FILE = 256 * 1024;
 
 function sha256File(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -107,17 +110,33 @@ export class RemoteSite {
     return out;
   }
 
-  /** Upload files unless the site has them already (same sha256). */
+  /**
+   * Upload files unless the site has them already (same sha256): large ones over sftp, the
+   * small ones (schemas) together in one shell script (base64 here-documents), so an install
+   * costs a few round trips rather than several per file.
+   */
   private async uploadAll(files: Array<{ local: string; remote: string; mode: number }>, result: InstallResult): Promise<void> {
     const have = await this.remoteSha256(files.map((f) => f.remote));
+    const small: string[] = [];
     for (const f of files) {
       if (have.get(f.remote) === sha256File(f.local)) {
         result.unchanged.push(f.remote);
         continue;
       }
-      await this.exec.writeFile(f.remote, fs.readFileSync(f.local), f.mode);
+      const data = fs.readFileSync(f.local);
+      if (data.length > SMALL_FILE) await this.exec.writeFile(f.remote, data, f.mode);
+      else small.push(`put ${shellQuote(f.remote)} ${f.mode.toString(8)} <<'FIRN_EOF'\n${data.toString('base64').replace(/.{1,76}/g, '$&\n')}FIRN_EOF`);
       result.uploaded.push(f.remote);
     }
+    if (small.length === 0) return;
+    const script = [
+      'set -e',
+      'put() { mkdir -p "${1%/*}"; base64 -d >"$1.firn-tmp"; chmod "$2" "$1.firn-tmp"; mv -f "$1.firn-tmp" "$1"; }',
+      ...small,
+      '',
+    ].join('\n');
+    const r = await this.exec.exec('sh', ['-s'], { input: script, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`cannot write files on ${this.description}: ${r.stderr.trim()}`);
   }
 
   async install(o: InstallOptions): Promise<InstallResult> {

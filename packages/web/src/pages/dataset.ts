@@ -40,6 +40,7 @@ function countsTable(v: DatasetView): SafeHtml {
 <tfoot><tr><th>Total</th><th class="num" id="tasks-total" data-live="total_tasks">${fmtInt(c.total_tasks)}</th><th></th></tr></tfoot>
 </table>
 <table class="counts" id="job-counts">
+<caption class="muted">as of firn-dh's last roll-up</caption>
 <thead><tr><th>Job status</th><th class="num">Jobs</th></tr></thead>
 <tbody>${JOB_STATUSES.map((s) => html`<tr><td>${badge(s)}</td><td class="num" id="jobs-${s}" data-live="jobs.${s}">${fmtInt(c.jobs[s])}</td></tr>`)}</tbody>
 <tfoot><tr><th>Total</th><th class="num" id="jobs-total" data-live="total_jobs">${fmtInt(c.total_jobs)}</th></tr></tfoot>

@@ -29,7 +29,7 @@ const options = (over: Partial<PluginOptions> = {}): PluginOptions => ({
 const directives = (script: string) => script.split('\n').filter((l) => l.startsWith('#$'));
 
 describe('SgePlugin.writeConfig', () => {
-  it('requests slots through the parallel environment and memory per slot', async () => {
+  it('requests slots through the parallel environment and memory as mem_free (not h_vmem: node cannot start under it)', async () => {
     const ex = new FakeExecutor();
     const p = new SgePlugin(ex, options({ parallelEnvironment: 'smp', queue: 'all.q', account: 'icecube', extraDirectives: ['-P physics'] }));
     await p.writeConfig(batch([40, 41, 42], { cpu: 4, gpu: 1, memory: 2000, time: 90 }));
@@ -39,7 +39,7 @@ describe('SgePlugin.writeConfig', () => {
       '#$ -t 1-3',
       '#$ -pe smp 4',
       '#$ -l h_rt=01:30:00',
-      '#$ -l h_vmem=500M',
+      '#$ -l mem_free=2000M',
       '#$ -l gpu=1',
       '#$ -q all.q',
       '#$ -A icecube',
@@ -52,7 +52,7 @@ describe('SgePlugin.writeConfig', () => {
     const ex = new FakeExecutor();
     await new SgePlugin(ex, options()).writeConfig(batch([7], { cpu: 4, memory: 2000 }));
     const script = ex.file(SCRIPT);
-    expect(directives(script)).toEqual(['#$ -S /bin/sh', '#$ -N firn-7', '#$ -l h_vmem=2000M']);
+    expect(directives(script)).toEqual(['#$ -S /bin/sh', '#$ -N firn-7', '#$ -l mem_free=2000M']);
     expect(script).toContain('# 4 cpus requested but no parallel environment is configured (options.parallelEnvironment): one slot.');
   });
   it('splits non-consecutive ids into several arrays', async () => {

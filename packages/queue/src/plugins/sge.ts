@@ -8,7 +8,9 @@
  * `qstat -xml` (JB_name + tasks, pending ranges such as `3-4:1` expanded). A run of one task
  * is a plain job `firn-<taskId>`. `tasks.txt` beside the script records the mapping.
  *
- * Resources: `-l h_rt` (walltime), `-l h_vmem` (memory, per slot), `-l gpu=N` (a common
+ * Resources: `-l h_rt` (walltime), `-l mem_free` (memory: a host with that much free; the
+ * pilot enforces the RSS limit itself — not `h_vmem`, whose address-space rlimit stops the
+ * Node.js pilot from starting at all: V8 reserves gigabytes of virtual memory), `-l gpu=N` (a common
  * site-defined complex), `-pe <options.parallelEnvironment> <cpus>` only when a parallel
  * environment is configured — without one a multi-core task gets one slot (noted in the
  * script). No `-V`: the daemon's environment is not copied into jobs.
@@ -87,11 +89,10 @@ export class SgePlugin implements BatchPlugin {
       'The task is firn-<taskId> from the job name, or base + $SGE_TASK_ID - 1 for an array named firn-a<base>.',
     ];
     const pe = o.parallelEnvironment;
-    const slots = pe && req.cpu > 1 ? req.cpu : 1;
     if (pe && req.cpu > 1) d.push(`#$ -pe ${pe} ${req.cpu}`);
     else if (req.cpu > 1) comments.push(`${req.cpu} cpus requested but no parallel environment is configured (options.parallelEnvironment): one slot.`);
     if (req.time > 0) d.push(`#$ -l h_rt=${formatHms(req.time)}`);
-    if (req.memory > 0) d.push(`#$ -l h_vmem=${Math.ceil(req.memory / slots)}M`);
+    if (req.memory > 0) d.push(`#$ -l mem_free=${req.memory}M`);
     if (req.gpu > 0) d.push(`#$ -l gpu=${req.gpu}`);
     const queue = o.queue || o.partition;
     if (queue) d.push(`#$ -q ${queue}`);

@@ -194,6 +194,8 @@ export interface SuiteOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** start task ids at a random high base (batch systems shared by concurrent test files) */
   randomTaskIds?: boolean;
+  /** extra node options per daemon, e.g. {queue: ['--cpu-prof', '--cpu-prof-dir=DIR']} (profiling) */
+  nodeArgs?: Partial<Record<DaemonName, string[]>>;
 }
 
 export interface DatasetStatus {
@@ -300,7 +302,7 @@ export class E2eSuite {
     const env: NodeJS.ProcessEnv = { ...process.env, ...(name === 'queue' ? this.o.queue.env : {}) };
     // the daemons' own config comes from the INI file only
     for (const k of Object.keys(env)) if (k.startsWith('FIRN_')) delete env[k];
-    const proc = spawn(process.execPath, [BIN[name], '--config', ini], { cwd: this.dir, env, stdio: ['ignore', fd, fd] });
+    const proc = spawn(process.execPath, [...(this.o.nodeArgs?.[name] ?? []), BIN[name], '--config', ini], { cwd: this.dir, env, stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     if (proc.pid === undefined) throw new Error(`could not start firn-${name}`);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));

@@ -108,6 +108,12 @@ export class LocalPlugin implements BatchPlugin {
   private readonly concurrency: number;
   private queueChain: Promise<void> = Promise.resolve();
   private readonly children = new Map<string, ChildProcess>();
+  /**
+   * Jobs seen in a final state (exited, failed to start, cancelled, vanished): they never run
+   * again, so pump() and listJobs() skip them instead of re-reading their files on every call
+   * (which made each pump O(every job still on record) — quadratic over a busy week).
+   */
+  private readonly finished = new Map<string, LocalJob>();
   private seq = 0;
   private closed = false;
 
@@ -194,6 +200,7 @@ export class LocalPlugin implements BatchPlugin {
     await this.pump();
     const out: ListedJob[] = [];
     for (const job of await this.jobs()) {
+      if (this.finished.has(job.id)) continue;
       const s = await this.stateOf(job);
       if (s.state === BatchState.QUEUED || s.state === BatchState.RUNNING) out.push({ batchId: job.id, name: jobNameFor(job.taskId), state: s.state });
     }
@@ -245,6 +252,11 @@ export class LocalPlugin implements BatchPlugin {
     const jobs: LocalJob[] = [];
     for (const n of names) {
       if (!n.endsWith('.json')) continue;
+      const known = this.finished.get(n.slice(0, -'.json'.length));
+      if (known) {
+        jobs.push(known);
+        continue;
+      }
       const job = await this.read(n.slice(0, -'.json'.length));
       if (job) jobs.push(job);
     }
@@ -289,13 +301,18 @@ export class LocalPlugin implements BatchPlugin {
     let running = 0;
     const now = Date.now();
     for (const job of await this.jobs()) {
-      const s = await this.stateOf(job);
-      if (s.state === BatchState.RUNNING || s.rawState === 'cancelling') running++;
-      else if (s.state === BatchState.QUEUED) waiting.push(job);
-      else if (now - job.submittedAt > RETAIN_MS) {
-        await fs.rm(this.recordPath(job.id), { force: true });
-        await fs.rm(this.pidPath(job), { force: true });
-        await fs.rm(this.cancelPath(job), { force: true });
+      const done = this.finished.has(job.id);
+      const s = done ? null : await this.stateOf(job);
+      if (s && (s.state === BatchState.RUNNING || s.rawState === 'cancelling')) running++;
+      else if (s?.state === BatchState.QUEUED) waiting.push(job);
+      else {
+        this.finished.set(job.id, job);
+        if (now - job.submittedAt > RETAIN_MS) {
+          await fs.rm(this.recordPath(job.id), { force: true });
+          await fs.rm(this.pidPath(job), { force: true });
+          await fs.rm(this.cancelPath(job), { force: true });
+          this.finished.delete(job.id);
+        }
       }
     }
     for (const job of waiting) {

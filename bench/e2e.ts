@@ -1,0 +1,280 @@
+/**
+ * bench/e2e.ts — 2,000 no-op tasks through the whole suite, against spawning the same
+ * 2,000 no-op processes directly, in the same run.
+ *
+ * Framework: firn-tray, firn-mon, firn-dh and firn-queue (local plugin) as separate
+ * processes started by their bins with INI files on a fresh MariaDB database (the e2e test
+ * harness, test/e2e/harness.ts); one dataset of 2,000 jobs whose one task runs the module
+ * `true` (a shell module with `args: ["true"]`, exec'd without a shell) in the bundled
+ * pilot. Measured from dataset.submit until the dataset is COMPLETE and every pilot process
+ * is gone: wall time, tasks/s, and framework CPU per task.
+ *
+ * How CPU is measured (all from /proc, in clock ticks):
+ *   - daemons: utime + stime of the four daemon processes, after start-up → at the end;
+ *   - pilots: the local plugin spawns each pilot (/bin/sh submit.sh → node firn-pilot.js →
+ *     the module) as a child of firn-queue and node reaps it when it exits, so firn-queue's
+ *     cutime + cstime grows by the CPU of every pilot tree (the script's shell, the pilot's
+ *     node, the module wrapper shell and `true`). The end is taken once every pilot pid of
+ *     the run has been reaped (no /proc entry left, not even a zombie), so none is missing.
+ *   framework CPU per task = (daemons + pilots) / tasks. MariaDB's CPU (mysqld, shared with
+ *   whatever else uses it) and the whole machine's busy time (/proc/stat) are reported
+ *   beside it, not in it.
+ * Baseline: 2,000 × `/bin/true` via child_process.spawn with the same concurrency as the
+ * local plugin; CPU = this process's cpuUsage + its reaped children (cutime + cstime).
+ * Breakdown of the pilot: `node -e 0` (the bare runtime start every node process pays) and
+ * `node firn-pilot.js --version` (runtime + loading the one-file bundle), 40 runs each.
+ *
+ * Target: framework CPU ≤ 20 ms per task.
+ *
+ * Run: `npm run bench` (all) or `npm run build && node --import tsx bench/e2e.ts`.
+ * Environment: FIRN_BENCH_TASKS (2000), FIRN_BENCH_CONCURRENCY (4), FIRN_TEST_MYSQL_URL.
+ * Writes bench/results/e2e.json.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CLK_TCK, DAEMONS, E2eSuite, PILOT_BUNDLE, findFiles, procCpuTicks, type DaemonName } from '../test/e2e/harness';
+
+export interface E2eBenchResult {
+  name: 'e2e';
+  date: string;
+  cpus: number;
+  loadavg: [number, number];
+  tasks: number;
+  concurrency: number;
+  framework: {
+    wall_s: number;
+    tasks_per_s: number;
+    /** CPU seconds of each daemon during the run. */
+    daemon_cpu_s: Record<DaemonName, number>;
+    /** CPU seconds of every pilot process tree (reaped by firn-queue). */
+    pilot_cpu_s: number;
+    cpu_ms_per_task: number;
+    daemon_cpu_ms_per_task: number;
+    pilot_cpu_ms_per_task: number;
+    /** mysqld's CPU during the run (not counted above). */
+    mariadb_cpu_ms_per_task: number | null;
+    /** the whole machine's busy CPU (/proc/stat, all processes) per task. */
+    system_busy_cpu_ms_per_task: number;
+  };
+  baseline: {
+    wall_s: number;
+    tasks_per_s: number;
+    cpu_ms_per_task: number;
+  };
+  pilot_breakdown: {
+    /** `node -e 0`: the runtime start every node process pays. */
+    node_start_cpu_ms: number;
+    /** `node firn-pilot.js --version`: runtime start + loading the bundle. */
+    pilot_load_cpu_ms: number;
+    /** what one pilot costs beyond loading: RPC, staging, the module run. */
+    pilot_work_cpu_ms: number;
+  };
+  /** framework CPU per task minus the bare node start of its pilot. */
+  cpu_ms_per_task_excluding_node_start: number;
+  /** framework CPU per task ÷ baseline CPU per task. */
+  cpu_ratio_to_baseline: number;
+  target: { cpu_ms_per_task: number; met: boolean; met_excluding_node_start: boolean };
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const ticksToMs = (t: number) => (t * 1000) / CLK_TCK;
+
+function selfChildrenTicks(): number {
+  return procCpuTicks(process.pid)!.children;
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat "cpu" line). */
+function systemTicks(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function mysqldPid(): number | null {
+  for (const f of ['/run/mysqld/mysqld.pid', '/var/run/mysqld/mysqld.pid']) {
+    try {
+      const pid = Number(fs.readFileSync(f, 'utf8').trim());
+      if (pid > 1 && procCpuTicks(pid)) return pid;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+/** Run `count` processes, `concurrency` at a time; resolves with the wall time in ms. */
+async function spawnMany(count: number, concurrency: number, cmd: string, args: string[]): Promise<number> {
+  const started = Date.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      await new Promise<void>((resolve, reject) => {
+        const c = spawn(cmd, args, { stdio: 'ignore' });
+        c.on('error', reject);
+        c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return Date.now() - started;
+}
+
+/** CPU ms per process of `cmd args`, run `n` times one after another (children's CPU, reaped). */
+async function cpuPerRun(n: number, cmd: string, args: string[]): Promise<number> {
+  const before = selfChildrenTicks();
+  await spawnMany(n, 1, cmd, args);
+  return ticksToMs(selfChildrenTicks() - before) / n;
+}
+
+function loadavg(): number {
+  return round(os.loadavg()[0] ?? 0);
+}
+
+export async function run(options: { tasks?: number; concurrency?: number; write?: boolean } = {}): Promise<E2eBenchResult> {
+  const tasks = options.tasks ?? Number(process.env.FIRN_BENCH_TASKS ?? 2000);
+  const concurrency = options.concurrency ?? Number(process.env.FIRN_BENCH_CONCURRENCY ?? 4);
+  const load0 = loadavg();
+  const log = (m: string) => process.stderr.write(`[bench e2e] ${m}\n`);
+
+  // --- baseline: the same number of no-op processes, spawned directly, same concurrency
+  const cpu0 = process.cpuUsage();
+  const ch0 = selfChildrenTicks();
+  const baseWallMs = await spawnMany(tasks, concurrency, '/bin/true', []);
+  const cpu1 = process.cpuUsage(cpu0);
+  const baseCpuMs = (cpu1.user + cpu1.system) / 1000 + ticksToMs(selfChildrenTicks() - ch0);
+  log(`baseline: ${tasks} × /bin/true in ${baseWallMs} ms, ${round(baseCpuMs / tasks, 3)} ms CPU each`);
+
+  // --- pilot breakdown: bare node start, and node + loading the pilot bundle
+  const nodeStart = await cpuPerRun(40, process.execPath, ['-e', '0']);
+  const pilotLoad = await cpuPerRun(40, process.execPath, [PILOT_BUNDLE, '--version']);
+  log(`node -e 0: ${round(nodeStart)} ms CPU; node firn-pilot.js --version: ${round(pilotLoad)} ms CPU`);
+
+  // --- the framework
+  const suite = await E2eSuite.create({
+    name: 'bench',
+    queue: {
+      plugin: 'local',
+      // enough queued to keep `concurrency` pilots busy between two 1-s cycles
+      extra: { concurrency, max_queued: 8 * concurrency, max_submit_per_cycle: 8 * concurrency, lease_seconds: 300 },
+    },
+    dh: { batch_size: 500, blackhole_window: 64, blackhole_threshold: 64 },
+  });
+  try {
+    await suite.startAll();
+    const config = {
+      version: 1,
+      description: `bench e2e: ${tasks} no-op tasks`,
+      tasks: [{
+        name: 'noop',
+        requirements: { cpu: 1, memory: 100, time: 5 },
+        trays: [{ name: 't', modules: [{ name: 'true', class: 'shell', parameters: { args: ['true'] } }] }],
+      }],
+    };
+    const pids = Object.fromEntries(DAEMONS.map((n) => [n, suite.daemons.get(n)!.pid])) as Record<DaemonName, number>;
+    const snap = () => Object.fromEntries(DAEMONS.map((n) => [n, procCpuTicks(pids[n])!])) as Record<DaemonName, { self: number; children: number }>;
+    const mysqld = mysqldPid();
+    const before = snap();
+    const db0 = mysqld ? procCpuTicks(mysqld)!.self : 0;
+    const sys0 = systemTicks();
+    const t0 = Date.now();
+
+    const { dataset_id: id } = await suite.submit(config, tasks);
+    let lastLog = 0;
+    await suite.waitFor(async () => {
+      const st = await suite.status(id);
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now();
+        log(`${Math.round((Date.now() - t0) / 1000)} s: ${JSON.stringify(Object.fromEntries(Object.entries(st.tasks).filter(([, n]) => n > 0)))}`);
+      }
+      if (st.status === 'ERRORS') throw new Error(`dataset ended ERRORS: ${JSON.stringify(st)}`);
+      return st.status === 'COMPLETE';
+    }, 30 * 60_000, 'the benchmark dataset to complete', 1000);
+    const completeMs = Date.now() - t0;
+    // every pilot reaped by firn-queue (its CPU is then in the queue's cutime)
+    const pidFiles = findFiles(suite.submitDir, (p) => /\/local-\d+-[0-9a-f]+\.pid$/.test(p));
+    const pilotPids = pidFiles.map((f) => Number(fs.readFileSync(f, 'utf8').trim().split(/\s+/)[0]));
+    await suite.waitFor(() => pilotPids.every((p) => !fs.existsSync(`/proc/${p}`)), 60_000, 'every pilot to be reaped', 50);
+    const wallMs = Date.now() - t0;
+    const after = snap();
+    const db1 = mysqld ? procCpuTicks(mysqld)!.self : 0;
+    const sys1 = systemTicks();
+    if (pilotPids.length !== tasks) throw new Error(`expected ${tasks} pilots, found ${pilotPids.length} pid files`);
+
+    const daemonCpuS = Object.fromEntries(DAEMONS.map((n) => [n, round(ticksToMs(after[n].self - before[n].self) / 1000, 3)])) as Record<DaemonName, number>;
+    const pilotMs = DAEMONS.reduce((a, n) => a + ticksToMs(after[n].children - before[n].children), 0);
+    const daemonMs = DAEMONS.reduce((a, n) => a + ticksToMs(after[n].self - before[n].self), 0);
+    const perTask = (daemonMs + pilotMs) / tasks;
+    const pilotPer = pilotMs / tasks;
+    const sysBusyMs = ticksToMs(sys1.busy - sys0.busy);
+    const result: E2eBenchResult = {
+      name: 'e2e',
+      date: new Date().toISOString(),
+      cpus: os.cpus().length,
+      loadavg: [load0, loadavg()],
+      tasks,
+      concurrency,
+      framework: {
+        wall_s: round(wallMs / 1000),
+        tasks_per_s: round(tasks / (wallMs / 1000)),
+        daemon_cpu_s: daemonCpuS,
+        pilot_cpu_s: round(pilotMs / 1000, 3),
+        cpu_ms_per_task: round(perTask),
+        daemon_cpu_ms_per_task: round(daemonMs / tasks),
+        pilot_cpu_ms_per_task: round(pilotPer),
+        mariadb_cpu_ms_per_task: mysqld ? round(ticksToMs(db1 - db0) / tasks) : null,
+        system_busy_cpu_ms_per_task: round(sysBusyMs / tasks),
+      },
+      baseline: {
+        wall_s: round(baseWallMs / 1000, 3),
+        tasks_per_s: round(tasks / (baseWallMs / 1000)),
+        cpu_ms_per_task: round(baseCpuMs / tasks, 3),
+      },
+      pilot_breakdown: {
+        node_start_cpu_ms: round(nodeStart),
+        pilot_load_cpu_ms: round(pilotLoad),
+        pilot_work_cpu_ms: round(pilotPer - pilotLoad),
+      },
+      cpu_ms_per_task_excluding_node_start: round(perTask - nodeStart),
+      cpu_ratio_to_baseline: round(perTask / (baseCpuMs / tasks), 1),
+      target: { cpu_ms_per_task: 20, met: perTask <= 20, met_excluding_node_start: perTask - nodeStart <= 20 },
+    };
+    log(`complete after ${completeMs} ms; all pilots reaped after ${wallMs} ms`);
+    if (options.write !== false) {
+      const dir = path.join(__dirname, 'results');
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'e2e.json'), JSON.stringify(result, null, 2) + '\n');
+    }
+    return result;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${suite.tails(20)}\n`);
+    throw e;
+  } finally {
+    await suite.close();
+  }
+}
+
+if (require.main === module) {
+  // the bins run the built code
+  if (!fs.existsSync(PILOT_BUNDLE)) spawnSync('npm', ['run', 'build'], { stdio: 'inherit', cwd: path.join(__dirname, '..') });
+  run().then(
+    (r) => {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      const f = r.framework;
+      process.stdout.write(
+        `e2e: ${r.tasks} no-op tasks in ${f.wall_s} s (${f.tasks_per_s} tasks/s; direct spawning ${r.baseline.tasks_per_s}/s); ` +
+          `framework CPU ${f.cpu_ms_per_task} ms/task (daemons ${f.daemon_cpu_ms_per_task}, pilots ${f.pilot_cpu_ms_per_task}; ` +
+          `${r.cpu_ms_per_task_excluding_node_start} without the pilot's bare node start of ${r.pilot_breakdown.node_start_cpu_ms}) ` +
+          `vs ${r.baseline.cpu_ms_per_task} ms for /bin/true — target ≤ ${r.target.cpu_ms_per_task} ms ${r.target.met ? 'met' : 'NOT met'}\n`,
+      );
+    },
+    (e: unknown) => {
+      process.stderr.write(`bench e2e failed: ${(e as Error).stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

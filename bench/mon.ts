@@ -28,7 +28,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { connect, loadConfig, randomSecret, sha256Hex, type Db } from '@firn/core';
+import { connect, createLogger, loadConfig, randomSecret, sha256Hex, type Db } from '@firn/core';
 import { createMonServer } from '@firn/mon';
 
 export interface PhaseResult {
@@ -281,7 +281,7 @@ export async function run(options: { pilots?: number; seconds?: number; rate?: n
   try {
     const tasks = await seed(db, pilots);
     const config = loadConfig({ env: {}, overrides: { db: { url: dbUrl }, mon: { host: '127.0.0.1', port: 0, flush_ms: flushMs, web: false } } });
-    mon = await createMonServer({ db, config });
+    mon = await createMonServer({ db, config, logger: createLogger({ level: 'warn', format: 'text', scope: { daemon: 'mon' } }) });
     const monUrl = await mon.listen();
 
     const echoClosed = await runGenerator({ url: echo.url, tasks, mode: 'closed', warmupMs, durationMs });

@@ -72,6 +72,9 @@ export interface SeedResult {
 /** Seed one dataset of `tasks` tasks (a multiple of 4) with bulk inserts. */
 export async function seedBigDataset(db: Db, tasks: number, now = Date.now()): Promise<SeedResult> {
   const t0 = process.hrtime.bigint();
+  const phase = (what: string) => {
+    if (process.env.FIRN_BENCH_VERBOSE) process.stderr.write(`  [${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s] ${what}\n`);
+  };
   const mysql = isMysql(db);
   const chunkRows = mysql ? 5000 : 500;
   const jobs = Math.ceil(tasks / TASKS_PER_JOB);
@@ -124,6 +127,7 @@ export async function seedBigDataset(db: Db, tasks: number, now = Date.now()): P
     if (rows.length) await trx('task').insert(rows);
   });
 
+  phase('jobs and tasks inserted');
   // history: every task's path to its status, straight from the task rows (INSERT … SELECT)
   let historyRows = 0;
   const insertSteps = async (where: { status: TaskStatus }, from: TaskStatus, to: TaskStatus, minutesBefore: number, extra?: string) => {
@@ -139,12 +143,14 @@ export async function seedBigDataset(db: Db, tasks: number, now = Date.now()): P
     for (const [from, to, before] of steps) await insertSteps({ status }, from, to, before);
     // later tasks of a job start IDLE and become WAITING when the one before is done
     if (steps.length) await insertSteps({ status }, 'IDLE', 'WAITING', steps.length + 1, ' AND task_index > 0');
+    phase(`history of ${status} tasks inserted`);
   }
   await db('history').insert({ entity: 'dataset', entity_id: id, dataset_id: id, action: 'submit', from_status: null, to_status: 'PROCESSING', actor: 'user:bench', reason: null, created_at: now - 31 * DAY });
   const stat = (name: string, n: number, mean: number, sd: number) => ({ dataset_id: id, name, n, sum: n * mean, sum_sq: n * (sd * sd + mean * mean), min: mean - 3 * sd, max: mean + 3 * sd });
   await db('dataset_stat').insert([stat('cpu_seconds', 600_000, 125, 14), stat('events', 600_000, 1000, 0), stat('energy_gev', 600_000, 5.2, 1.7)]);
   if (mysql) await db.raw('ANALYZE TABLE task, job, history');
   else await db.raw('ANALYZE');
+  phase('analyzed');
   return { dataset_id: id, tasks: jobs * TASKS_PER_JOB, jobs, history_rows: historyRows, seed_seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RpcClient } from '@firn/core';
-import { createTestDb, missingService, waitUntil, type TestDb } from '../helpers/db';
+import { createTestDb, missingService, type TestDb } from '../helpers/db';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const PILOT_BUNDLE = path.join(ROOT, 'packages', 'pilot', 'dist', 'firn-pilot.js');
@@ -135,15 +135,6 @@ export function procCpuTicks(pid: number): { self: number; children: number } | 
 /** Clock ticks per second (USER_HZ; 100 on Linux). */
 export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function killGroupOrPid(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
@@ -210,6 +201,8 @@ export class E2eSuite {
   readonly daemons = new Map<DaemonName, Daemon>();
   /** every process ever started (restarts too), for close() */
   private readonly started: Daemon[] = [];
+  /** processes stopped on purpose (stop()): their exit is not a failure */
+  private readonly stopped = new Set<number>();
   trayUrl = '';
   monUrl = '';
   rpc: RpcClient | null = null;
@@ -337,6 +330,7 @@ export class E2eSuite {
   async stop(name: DaemonName, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const d = this.daemons.get(name);
     if (!d) throw new Error(`firn-${name} was never started`);
+    this.stopped.add(d.pid);
     if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill(signal);
     const timer = setTimeout(() => d.proc.kill('SIGKILL'), timeoutMs);
     try {
@@ -391,14 +385,17 @@ export class E2eSuite {
     return this.tray.call('dataset.status', { dataset_id: datasetId });
   }
 
-  /** Poll dataset.status until it is one of `statuses`; fails early on an unexpected final status. */
+  /**
+   * Poll dataset.status until it is one of `statuses`. Fails at once when the dataset ends
+   * ERRORS unexpectedly (a FAILED task never comes back by itself) or a daemon died.
+   */
   async waitForDataset(datasetId: number, statuses: string[], timeoutMs: number): Promise<DatasetStatus> {
     let last: DatasetStatus | null = null;
     try {
-      return await waitUntil(async () => {
+      return await this.waitFor(async () => {
         last = await this.status(datasetId);
         if (statuses.includes(last.status)) return last;
-        if (!statuses.includes('ERRORS') && last.status === 'ERRORS') throw new FinalError(`dataset ${datasetId} ended ERRORS: ${JSON.stringify(last)}`);
+        if (!statuses.includes('ERRORS') && last.status === 'ERRORS') throw new Error(`dataset ${datasetId} ended ERRORS`);
         return null;
       }, timeoutMs, `dataset ${datasetId} to be ${statuses.join('|')}`, 250);
     } catch (e) {
@@ -406,12 +403,20 @@ export class E2eSuite {
     }
   }
 
-  /** waitUntil that gives up at once when a daemon died. */
+  /**
+   * Poll `cond` until it returns a truthy value (like waitUntil, but an exception thrown by
+   * `cond` fails at once), and give up at once when a daemon exited without stop().
+   */
   async waitFor<T>(cond: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number, what: string, intervalMs = 100): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await cond();
       if (v) return v;
+      for (const d of this.daemons.values()) {
+        if (!this.stopped.has(d.pid) && (d.proc.exitCode !== null || d.proc.signalCode !== null)) {
+          throw new Error(`firn-${d.name} (pid ${d.pid}) exited with ${d.proc.exitCode ?? d.proc.signalCode} while waiting for ${what}`);
+        }
+      }
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise((r) => setTimeout(r, intervalMs));
     }
@@ -486,8 +491,6 @@ export class E2eSuite {
   }
 }
 
-class FinalError extends Error {}
-
 /** The last `n` lines of a text file. */
 export function tail(file: string, n: number): string {
   try {
@@ -517,15 +520,29 @@ export function findFiles(dir: string, want: (file: string) => boolean): string[
   return out.sort();
 }
 
-/** The local plugin's pilots outlive their daemon by design: kill their process groups. */
+/**
+ * The live process of a local-plugin pid file ("PID START", START = /proc start time), or
+ * null once it has exited and been reaped — a pid reused by another process is not ours.
+ */
+export function localPilotPid(pidFile: string): number | null {
+  const [pid = '', start = ''] = fs.readFileSync(pidFile, 'utf8').trim().split(/\s+/);
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === start ? Number(pid) : null;
+}
+
+/** The local plugin's pilots outlive their daemon by design: kill the process groups of those still running. */
 export function killLocalPilots(submitDir: string): void {
   for (const f of findFiles(submitDir, (p) => /\/local-\d+-[0-9a-f]+\.pid$/.test(p))) {
-    const pid = Number(fs.readFileSync(f, 'utf8').trim().split(/\s+/)[0]);
-    if (Number.isInteger(pid) && pid > 1 && alive(pid)) killGroupOrPid(pid, 'SIGKILL');
+    const pid = localPilotPid(f);
+    if (pid !== null && pid > 1) killGroupOrPid(pid, 'SIGKILL');
   }
 }
 
-export { waitUntil };
 
 /**
  * examples/datasets/simulation.json with `jobs` jobs through this suite's grid: COMPLETE,

@@ -75,6 +75,13 @@ test('dag-gpu.json, 20 jobs: COMPLETE, every task OK, outputs verified at their 
     expect(temps).toHaveLength(2 * JOBS);
     for (const f of temps) expect(f.state).toBe('VERIFIED');
 
+    // the photon task (gpu 1) was claimed by this grid, which declares one GPU, and ran on the CPU
+    const photon = tasks.find((t) => t.name === 'photon')!;
+    const req = (await s.db.db('task').select('req_gpu').where('id', photon.id).first()) as { req_gpu: number };
+    expect(Number(req.req_gpu)).toBe(1);
+    const logs = (await s.tray.call<{ logs: Array<{ name: string; data: string }> }>('task.logs', { task_id: Number(photon.id) })).logs;
+    expect(logs.map((l) => l.data).join('\n')).toMatch(/propagating on device none/);
+
     // dataset statistics: the README's exact sums for N = 20
     const stats = (await s.tray.call<{ stats: Record<string, { n: number; sum: number; min: number; max: number }> }>('dataset.stats', { dataset_id: id })).stats;
     const sums = Object.fromEntries(Object.entries(stats).filter(([k]) => k !== 'cpu_seconds').map(([k, v]) => [k, v.sum]));

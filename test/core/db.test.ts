@@ -41,6 +41,21 @@ describe.each(DB_KINDS)('database on %s', (kind) => {
     expect((await migrationStatus(t.db)).applied).toEqual(before);
   });
 
+  test('two daemons migrating a fresh database at once both start, migrations applied once', async () => {
+    const fresh = t.kind === 'sqlite' ? t.url.replace(/firn\.sqlite$/, 'fresh.sqlite') : `${t.url}_fresh`;
+    const dbs = await Promise.all([connect(fresh), connect(fresh)]);
+    try {
+      const st = await migrationStatus(dbs[0]!);
+      expect(st.pending).toEqual([]);
+      expect(st.applied).toEqual((await migrationStatus(t.db)).applied);
+      const rows = await dbs[0]!('knex_migrations').select('name');
+      expect(rows.map((r: { name: string }) => r.name).sort()).toEqual([...st.applied].sort()); // no double entries
+    } finally {
+      if (t.kind === 'mariadb') await dbs[0]!.raw('DROP DATABASE IF EXISTS ??', [fresh.split('/').pop()!]);
+      for (const db of dbs) await db.destroy();
+    }
+  });
+
   test('a legal transition updates the row and writes exactly one history row', async () => {
     const [id] = await seed(t.db, 1);
     const changed = await transition(t.db, { taskIds: [id!], from: 'WAITING', to: 'QUEUEING', by: 'queue', actor: 'queue:g1', reason: 'claimed', set: { lease_until: 123 } });

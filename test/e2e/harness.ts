@@ -447,7 +447,6 @@ export class E2eSuite {
     try {
       return await fn();
     } catch (e) {
-      // eslint-disable-next-line no-console
       console.error(`${(e as Error).message}\n\n${this.tails()}`);
       throw e;
     }

@@ -149,8 +149,34 @@ export async function ensureDatabase(url: string): Promise<void> {
 }
 
 /** Apply pending migrations under knex's migration lock (two daemons starting together are safe). */
+/**
+ * Create knex's bookkeeping tables ourselves, idempotently, with the lock row at a fixed
+ * key. knex creates them with a check-then-insert, so two processes migrating a fresh
+ * database at once could insert two lock rows — after which nobody can ever take the lock.
+ */
+async function ensureMigrationTables(db: Db): Promise<void> {
+  if (isMysql(db)) {
+    await db.raw('CREATE TABLE IF NOT EXISTS `knex_migrations` (`id` int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, `name` varchar(255), `batch` int, `migration_time` timestamp NULL DEFAULT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin');
+    await db.raw('CREATE TABLE IF NOT EXISTS `knex_migrations_lock` (`index` int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, `is_locked` int) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin');
+    await db.raw('INSERT IGNORE INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0)');
+  } else {
+    await db.raw('CREATE TABLE IF NOT EXISTS `knex_migrations` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `name` varchar(255), `batch` integer, `migration_time` datetime)');
+    await db.raw('CREATE TABLE IF NOT EXISTS `knex_migrations_lock` (`index` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `is_locked` integer)');
+    await db.raw('INSERT OR IGNORE INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0)');
+  }
+}
+
 export async function migrate(db: Db, timeoutMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await ensureMigrationTables(db);
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 100)); // SQLite busy while another process creates them
+    }
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       const [, applied] = (await db.migrate.latest({ migrationSource, tableName: 'knex_migrations' })) as [number, string[]];

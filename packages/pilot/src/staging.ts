@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import type { Client, ConnectConfig, SFTPWrapper } from 'ssh2';
 import { TransferError, checksumMismatches, checksumStream, coerceError, type Checksums, type Logger } from './core-pure';
 
 /** Checksums a file is expected to have; any subset (all absent = not checked). */
@@ -381,7 +381,10 @@ export class Stager {
       return listed.includes(hostKey.toString('base64'));
     };
     return new Promise((resolve, reject) => {
-      const client = new Client();
+      // ssh2 is loaded only when an sftp:// URL is used: it is a good part of the pilot's start-up cost
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { Client: SshClient } = require('ssh2') as typeof import('ssh2');
+      const client = new SshClient();
       let ready = false;
       client.once('ready', () => {
         ready = true;

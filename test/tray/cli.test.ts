@@ -186,6 +186,18 @@ describe('the firn CLI against firn-tray (HTTPS, SQLite)', () => {
     expect(iv.err).toMatch(/invalid \(\d+ problems\)/);
     expect(iv.err).toMatch(/^ {2}\/tasks\/0\/trays\/0\/modules\/0\/src: /m);
     expect(iv.err).toMatch(/^ {2}\/tasks\/1\/trays: /m);
+    for (const name of ['simulation', 'dag-gpu', 'offline']) expect((await firn({}, ['validate', example(name)])).code).toBe(0);
+    // issue 2 acceptance: a cycle, an unknown dependency and a wrongly typed requirement, all named
+    const three = path.join(dir, 'three.json');
+    const task = (name: string, depends: string[], requirements: Record<string, unknown> = {}) => ({
+      name, depends, requirements, trays: [{ name: 't', modules: [{ name: 'm', class: 'shell', parameters: { command: 'true' } }] }],
+    });
+    fs.writeFileSync(three, JSON.stringify({ version: 1, tasks: [task('a', ['b']), task('b', ['a']), task('c', ['nosuch'], { memory: true })] }));
+    const t3 = await firn({}, ['validate', three]);
+    expect(t3.code).toBe(1);
+    expect(t3.err).toMatch(/dependency cycle: a → b → a|dependency cycle: b → a → b/);
+    expect(t3.err).toMatch(/\/tasks\/2\/depends\/0: .*nosuch/);
+    expect(t3.err).toMatch(/\/tasks\/2\/requirements\/memory: must be/);
     const e = await firn({}, ['expand', example('dag-gpu'), '--job', '2', '--dataset', '5', '--jobs-total', '10']);
     expect(e.code).toBe(0);
     const x = JSON.parse(e.out) as { steering: { parameters: Record<string, string> }; tasks: Array<{ requirements: { memory: string }; data: Array<{ remote: string }>; trays: Array<{ modules: Array<{ parameters: { command: string } }> }> }> };

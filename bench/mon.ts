@@ -281,7 +281,7 @@ export async function run(options: { pilots?: number; seconds?: number; rate?: n
   try {
     const tasks = await seed(db, pilots);
     const config = loadConfig({ env: {}, overrides: { db: { url: dbUrl }, mon: { host: '127.0.0.1', port: 0, flush_ms: flushMs, web: false } } });
-    mon = await createMonServer({ db, config, logger: createLogger({ level: 'warn', format: 'text', scope: { daemon: 'mon' } }) });
+    mon = await createMonServer({ db, config, maxConcurrentFlushes: Number(process.env.FIRN_BENCH_CONCURRENT_FLUSHES ?? 2), logger: createLogger({ level: 'warn', format: 'text', scope: { daemon: 'mon' } }) });
     const monUrl = await mon.listen();
 
     const echoClosed = await runGenerator({ url: echo.url, tasks, mode: 'closed', warmupMs, durationMs });

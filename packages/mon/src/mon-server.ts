@@ -20,6 +20,8 @@ export interface MonServerOptions {
   heartbeatSeconds?: number;
   /** Own prom-client registry (default: a new one). */
   registry?: client.Registry;
+  /** Flush transactions allowed side by side on MySQL/MariaDB (default 2; see WriteBatcher). */
+  maxConcurrentFlushes?: number;
 }
 
 export interface MonServer {
@@ -69,6 +71,7 @@ export async function createMonServer(options: MonServerOptions): Promise<MonSer
     flushMs: config.mon.flush_ms,
     maxPending: config.mon.max_pending,
     logCap: config.mon.log_cap,
+    maxConcurrentFlushes: options.maxConcurrentFlushes,
     logger,
     onFlush: (f) => {
       flushSize.observe(f.updates);

@@ -9,10 +9,12 @@
  *   4. recover    — claims whose lease expired (a daemon died between claim and submit):
  *                   adopt the batch job carrying the task id if there is one (QUEUEING →
  *                   QUEUED), else give the task back (QUEUEING → WAITING) — never duplicate
- *   5. claim      — up to min(max_queued − queued, max_submit_per_cycle) tasks that fit
+ *   5. claim      — up to min(max_queued − queued, max_submit_per_cycle) tasks that fit;
+ *                   nothing while the plugin's only worker host (local) is black-holed
  *   6. submit     — per group of identical requirements: passkey files (0600), writeConfig,
- *                   submit (one array), QUEUEING → QUEUED with the batch ids; a failed
- *                   submit gives the tasks back (WAITING, submit_errors + 1, the tool's message)
+ *                   submit (one array, excluding this grid's black-holed nodes), QUEUEING →
+ *                   QUEUED with the batch ids; a failed submit gives the tasks back
+ *                   (WAITING, submit_errors + 1, the tool's message)
  *   7. last_cycle — durations and counts on the grid row
  */
 import crypto from 'node:crypto';
@@ -22,9 +24,11 @@ import {
   ACTIVE_STATUSES,
   BatchSystemError,
   TaskStatus,
+  blackholedHosts,
   chunk,
   claimTasks,
   coerceError,
+  isBlackholed,
   nullLogger,
   parseCapabilities,
   recordHistory,
@@ -87,6 +91,10 @@ export interface CycleReport {
   evicted: number;
   failed: number;
   removed: number;
+  /** Black-holed nodes of this grid the cycle's submissions excluded. */
+  blackholed_hosts: number;
+  /** Why nothing was claimed although there was room (the worker host is black-holed). */
+  claim_skipped?: string;
   errors: string[];
 }
 
@@ -180,6 +188,10 @@ export class QueueDaemon {
   private stopping = false;
   /** The batch queue as listed by this cycle's cleanQ (reused by recover). */
   private listing: ListedJob[] | null = null;
+  /** This grid's black-holed nodes, read by this cycle's claim, excluded by its submissions. */
+  private excludeHosts: string[] = [];
+  /** The previous cycle's list, to log changes only. */
+  private lastExcluded = '';
   private closed: Promise<void> | null = null;
 
   constructor(private readonly opts: QueueDaemonOptions) {
@@ -274,9 +286,10 @@ export class QueueDaemon {
   private async cycleOnce(): Promise<CycleReport> {
     const r: CycleReport = {
       started_at: this.now(), finished_at: 0, durations: {}, queued_before: 0, queued_after: 0, claimed: 0, submitted: 0,
-      submit_failed: 0, adopted: 0, released: 0, evicted: 0, failed: 0, removed: 0, errors: [],
+      submit_failed: 0, adopted: 0, released: 0, evicted: 0, failed: 0, removed: 0, blackholed_hosts: 0, errors: [],
     };
     this.listing = null;
+    this.excludeHosts = [];
     const grid = await this.phase(r, 'heartbeat', () => this.heartbeat());
     if (grid) {
       await this.phase(r, 'reconcile', () => this.reconcile(r));
@@ -360,9 +373,10 @@ export class QueueDaemon {
   // 3 ─────────────────────────────────────────────────────────────────────────────────
   /**
    * Cancel batch jobs whose task is no longer active, or is active with another batch job
-   * (a claim of the task that came later). A job whose task id is not in this database is
-   * left alone: it may belong to another Firn instance or grid sharing the batch account,
-   * and a pilot of a deleted task ends at pilot.start anyway.
+   * (a claim of the task that came later). The plugin lists only this grid's jobs where the
+   * batch system lets it tell them apart (BatchPlugin.listJobs). A job whose task id is not
+   * in this database is left alone: it may belong to another Firn instance sharing the batch
+   * account, and a pilot of a deleted task ends at pilot.start anyway.
    */
   private async cleanQueue(r: CycleReport): Promise<void> {
     const listed = await this.plugin.listJobs();
@@ -467,14 +481,41 @@ export class QueueDaemon {
     r.queued_before = await this.countQueued();
     const limit = Math.max(0, Math.min(this.settings.maxQueued - r.queued_before, this.settings.maxSubmitPerCycle));
     if (limit === 0) return [];
+    const now = this.now();
+    if (!(await this.honourBlackholes(r, now))) return [];
     const claimed = await claimTasks(this.db, {
       gridId: this.gridId, gridName: this.settings.grid, limit, capabilities: grid.capabilities, leaseMs: this.settings.leaseMs, owner: this.owner,
-      now: this.now(),
+      now,
     });
     r.claimed = claimed.length;
     if (claimed.length) this.logger.info('claimed', { tasks: claimed.map((t) => t.id) });
     this.crashPoint('after-claim');
     return claimed;
+  }
+
+  /**
+   * Black holes (firn-dh sets node.blackholed_until): read this grid's black-holed nodes for
+   * this cycle's submissions to exclude, and answer false — claim nothing — when the plugin
+   * runs every job on one host (local) and that host is black-holed. Checked here, before
+   * claimTasks, rather than inside the claim query: it is one indexed read per cycle, the
+   * hot claim statement stays as it is, and a node black-holed between this read and the
+   * claim is still refused by firn-mon at pilot.start.
+   */
+  private async honourBlackholes(r: CycleReport, now: number): Promise<boolean> {
+    this.excludeHosts = await blackholedHosts(this.db, now, this.gridId);
+    r.blackholed_hosts = this.excludeHosts.length;
+    const listed = this.excludeHosts.join(' ');
+    if (listed !== this.lastExcluded) {
+      this.lastExcluded = listed;
+      this.logger.info(listed ? 'black-holed nodes excluded from submissions' : 'no black-holed nodes any more', { hosts: this.excludeHosts });
+    }
+    const host = this.plugin.workerHost;
+    if (host && (await isBlackholed(this.db, host, now))) {
+      r.claim_skipped = `this host (${host}) is black-holed`;
+      this.logger.warn('this host is black-holed: claiming nothing this cycle', { host });
+      return false;
+    }
+    return true;
   }
 
   // 6 ─────────────────────────────────────────────────────────────────────────────────
@@ -496,6 +537,7 @@ export class QueueDaemon {
     const dir = path.posix.join(this.settings.submitDir, `batch-${this.now()}-${crypto.randomBytes(4).toString('hex')}`);
     const batch: SubmitBatch = {
       dir,
+      ...(this.excludeHosts.length ? { excludeHosts: [...this.excludeHosts] } : {}),
       tasks: tasks.map((t): SubmitTask => {
         const taskDir = path.posix.join(dir, `task-${t.id}`);
         return {

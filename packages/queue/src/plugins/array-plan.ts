@@ -6,8 +6,12 @@
  * tasks `base + (index − firstIndex)` where `index` is the element's array index
  * (`$SLURM_ARRAY_TASK_ID`, 0-based; `$SGE_TASK_ID`, 1-based). A chunk of one task is
  * submitted as a plain job named `firn-<taskId>` (jobNameFor).
+ *
+ * Where names also carry the grid (SGE), the prefix `firn-` becomes `firn-<gridTag>-`
+ * (gridJobPrefix): `firn-<tag>-a<base>`, `firn-<tag>-<taskId>`.
  */
-import { jobNameFor } from './plugin';
+/** The prefix of untagged names (Slurm, PBS, and every name before grid tags). */
+export const PLAIN_PREFIX = 'firn-';
 
 export interface ArrayChunk {
   /** Smallest task id of the chunk. */
@@ -21,9 +25,9 @@ export function isArray(chunk: ArrayChunk): boolean {
   return chunk.taskIds.length > 1;
 }
 
-/** Job name of a chunk: `firn-<taskId>` for one task, `firn-a<base>` for an array. */
-export function chunkJobName(chunk: ArrayChunk): string {
-  return isArray(chunk) ? `firn-a${chunk.base}` : jobNameFor(chunk.base);
+/** Job name of a chunk: `<prefix><taskId>` for one task, `<prefix>a<base>` for an array (prefix `firn-` or `firn-<tag>-`). */
+export function chunkJobName(chunk: ArrayChunk, prefix: string = PLAIN_PREFIX): string {
+  return isArray(chunk) ? `${prefix}a${chunk.base}` : `${prefix}${chunk.base}`;
 }
 
 function sortedUnique(taskIds: readonly number[]): number[] {
@@ -107,16 +111,19 @@ export function parseIndexList(spec: string): number[] {
 }
 
 /**
- * Task id of an array element from the array's job name and the element's index,
- * or of a plain job from its name; null when the name is not a Firn name.
+ * Task id of an array element from the array's job name and the element's index, or of a
+ * plain job from its name; null when the name is not a Firn name with that prefix (`firn-`
+ * by default: untagged names only; `firn-<tag>-` for one grid's names).
  */
-export function taskIdForElement(jobName: string, index: number | null, firstIndex: 0 | 1): number | null {
+export function taskIdForElement(jobName: string, index: number | null, firstIndex: 0 | 1, prefix: string = PLAIN_PREFIX): number | null {
   const name = jobName.trim();
-  const array = /^firn-a(\d+)$/.exec(name);
+  if (!name.startsWith(prefix)) return null;
+  const rest = name.slice(prefix.length);
+  const array = /^a(\d+)$/.exec(rest);
   if (array) {
     if (index === null || !Number.isInteger(index) || index < firstIndex) return null;
     return Number(array[1]) + index - firstIndex;
   }
-  const single = /^firn-(\d+)$/.exec(name);
+  const single = /^(\d+)$/.exec(rest);
   return single ? Number(single[1]) : null;
 }

@@ -18,6 +18,10 @@
  *
  * Status: condor_q; ids that left the queue are looked up with condor_history. Held jobs
  * count as FAILED (they wait for a person), with the HoldReason.
+ *
+ * Black holes: `SubmitBatch.excludeHosts` is ANDed into `requirements`
+ * (`(Machine != "h.example.org")`; a short name also excludes its fully qualified forms),
+ * after the last `requirements = …` of extraDirectives, which it keeps.
  */
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
@@ -34,9 +38,36 @@ import {
   type SubmitBatch,
   type SubmitResult,
 } from './plugin';
-import { batchRequirements, checkTasks, renderPilotScript, renderTaskMap, resolveOptions, type ResolvedOptions } from './submit-script';
+import { batchRequirements, checkTasks, excludableHosts, renderPilotScript, renderTaskMap, resolveOptions, type ResolvedOptions } from './submit-script';
 
 const ID_CHUNK = 200;
+
+/**
+ * The ClassAd clause keeping a job off a host: `(Machine != "h.example.org")`; for a short
+ * name also off `h.<anything>` (Machine is usually fully qualified, pilots may report the
+ * short name). String comparison in ClassAds ignores case, as hostnames do.
+ */
+export function condorExcludeClause(host: string): string {
+  const name = classAdString(host);
+  if (host.includes('.')) return `(Machine != ${name})`;
+  const dotted = `${host}.`;
+  return `(Machine != ${name} && substr(Machine, 0, ${dotted.length}) != ${classAdString(dotted)})`;
+}
+
+/**
+ * Submit commands of extraDirectives (comments dropped), with the exclusion of the hosts
+ * ANDed into the last `requirements` (or added as one).
+ */
+export function condorSubmitCommands(extra: readonly string[], excludeHosts: readonly string[]): string[] {
+  const lines = extra.filter((l) => !l.startsWith('#'));
+  if (excludeHosts.length === 0) return lines;
+  const clauses = excludeHosts.map(condorExcludeClause);
+  const at = lines.map((l) => /^requirements\s*=/i.test(l)).lastIndexOf(true);
+  if (at < 0) return [...lines, `requirements = ${clauses.join(' && ')}`];
+  const own = (lines[at] as string).replace(/^requirements\s*=\s*/i, '').trim();
+  const merged = `requirements = ${own ? `(${own}) && ` : ''}${clauses.join(' && ')}`;
+  return [...lines.slice(0, at), merged, ...lines.slice(at + 1)];
+}
 
 export class CondorPlugin implements BatchPlugin {
   readonly name = 'condor';
@@ -99,7 +130,7 @@ export class CondorPlugin implements BatchPlugin {
     if (req.time > 0) lines.push(`+MaxRuntime = ${req.time * 60}`);
     lines.push(`+FirnGrid = ${classAdString(o.grid)}`);
     if (o.account) lines.push(`accounting_group = ${o.account}`);
-    lines.push(...o.extraDirectives.filter((l) => !l.startsWith('#')));
+    lines.push(...condorSubmitCommands(o.extraDirectives, excludableHosts(batch.excludeHosts)));
     for (const t of batch.tasks) {
       lines.push(
         '',

@@ -17,6 +17,9 @@
  *   [environment] exported by the script: the daemon's own variables (which may hold
  *   secrets) are not inherited.
  * Requirements (cpu, memory, time) are not enforced locally.
+ * - Black holes: every job runs on this host, so `workerHost` is `os.hostname()` (what the
+ *   pilot reports) and the daemon claims nothing while it is black-holed;
+ *   `SubmitBatch.excludeHosts` has nothing to choose from and is ignored.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -103,6 +106,8 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 
 export class LocalPlugin implements BatchPlugin {
   readonly name = 'local';
+  /** Every pilot runs here and reports this name (firn-pilot sends `os.hostname()`). */
+  readonly workerHost = os.hostname();
   private readonly options: ResolvedOptions;
   private readonly registry: string;
   private readonly concurrency: number;

@@ -19,6 +19,15 @@
  * Status: `qstat -f <ids>`. Torque keeps finished jobs as `C` (with exit_status) for a
  * while; the wrappers show `C` with no exit status (→ COMPLETED). PBS has no accounting
  * command for users, so ids qstat no longer knows are UNKNOWN.
+ *
+ * Not done here, on purpose:
+ *  - Black holes: `SubmitBatch.excludeHosts` is ignored. Torque's `-l nodes=` can only name
+ *    the nodes to use, not ones to avoid, and the Slurm wrappers pass no exclusion through;
+ *    firn-mon refuses a pilot on a black-holed host at pilot.start (the task is evicted and
+ *    retried), and the site should drain the node.
+ *  - Grids: names stay `firn-<taskId>` (classic PBS/Torque limit job names to 15
+ *    characters: no room for a grid tag) and listJobs() sees every `firn-<taskId>` job of
+ *    the batch account. Give each PBS grid (and each Firn instance) its own batch account.
  */
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';

@@ -1,3 +1,5 @@
+import crypto from 'node:crypto';
+
 /** Resource requirements of one task, after defaults. memory and disk in MB, time in minutes. */
 export interface Requirements {
   cpu: number;
@@ -32,6 +34,13 @@ export interface SubmitBatch {
   tasks: SubmitTask[];
   /** Directory (on the submit host) for this submission's files. */
   dir: string;
+  /**
+   * Worker hosts these jobs must not run on: the grid's black-holed nodes, as pilots reported
+   * their hostnames (filled by the queue daemon each cycle). Slurm (`--exclude`, only nodes
+   * sinfo knows), SGE (`-l hostname=…`) and HTCondor (`requirements`) honour it; PBS and
+   * local cannot (see their files). Names that are not plain hostnames are ignored.
+   */
+  excludeHosts?: string[];
 }
 
 /** What a plugin needs from the daemon's configuration. */
@@ -112,6 +121,11 @@ export interface ListedJob {
  */
 export interface BatchPlugin {
   readonly name: string;
+  /**
+   * Set when every job of this plugin runs on one known host (the local plugin: this
+   * machine). While that host is black-holed the daemon claims nothing.
+   */
+  readonly workerHost?: string;
   /** Write the submit script(s) for the batch; returns the path of the script to submit. */
   writeConfig(batch: SubmitBatch): Promise<string>;
   /** Submit the script written by writeConfig; throws BatchSystemError with the tool's message on failure. */
@@ -120,7 +134,13 @@ export interface BatchPlugin {
   checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>>;
   /** Cancel batch jobs; unknown ids are not an error. */
   remove(batchIds: string[]): Promise<void>;
-  /** Every Firn job in this batch queue (job names `firn-<taskId>`), to find orphans to adopt. */
+  /**
+   * Every Firn job of this grid in the batch queue, to find orphans to adopt; `name` is the
+   * canonical `firn-<taskId>` whatever the batch name. Jobs of other grids or Firn instances
+   * on the same batch account are not listed where the plugin can tell them apart (see
+   * `gridTag`): Slurm by the job comment, SGE by the job name, HTCondor by `FirnGrid`,
+   * local by its submit directory. PBS cannot (one batch account per grid there).
+   */
   listJobs(): Promise<ListedJob[]>;
   /**
    * Remove every Firn job in the queue for which `keep` answers false (its task is no
@@ -134,7 +154,27 @@ export interface BatchPlugin {
 export function jobNameFor(taskId: number): string {
   return `firn-${taskId}`;
 }
+/** The task id of a canonical (untagged) job name `firn-<taskId>`; null for anything else. */
 export function taskIdFromJobName(name: string): number | null {
   const m = /^firn-(\d+)$/.exec(name.trim());
   return m ? Number(m[1]) : null;
+}
+
+/**
+ * A grid's name as it can appear inside a batch job name: letters, digits, `_` and `.`
+ * (valid in Slurm, SGE and PBS names and in shell `case` patterns, never `-`, so that
+ * `firn-<tag>-<taskId>` parses unambiguously). A name that is already that and at most 32
+ * characters long is its own tag; any other gets its first 23 characters with the others
+ * replaced by `_`, then `_` and 8 hex digits of the name's sha256 (so `a b` and `a/b`
+ * differ).
+ */
+export function gridTag(grid: string): string {
+  if (/^[A-Za-z0-9_.]{1,32}$/.test(grid)) return grid;
+  const hash = crypto.createHash('sha256').update(grid, 'utf8').digest('hex').slice(0, 8);
+  return `${grid.replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 23)}_${hash}`;
+}
+
+/** `firn-<gridTag>-`: the prefix of every batch job name of a grid where names carry it (SGE). */
+export function gridJobPrefix(grid: string): string {
+  return `firn-${gridTag(grid)}-`;
 }

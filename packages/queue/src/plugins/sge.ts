@@ -16,6 +16,17 @@
  * script). No `-V`: the daemon's environment is not copied into jobs.
  *
  * Status: `qstat -xml -u <user>`; ids no longer there are looked up with `qacct -j <job>`.
+ *
+ * Grids: job names carry the grid — `firn-<gridTag>-<taskId>`, arrays
+ * `firn-<gridTag>-a<base>` (gridJobPrefix; a context variable `-ac` would be invisible to
+ * `qstat -xml` without one `qstat -j` per job) — and listJobs()/cleanQ() list only this
+ * grid's names, so another grid or Firn instance on the same account never has its jobs
+ * cancelled or adopted. Untagged names `firn-<taskId>` / `firn-a<base>` (submitted before
+ * tags existed) are still understood by checkJobStatus, never listed.
+ *
+ * Black holes: `SubmitBatch.excludeHosts` becomes `-l hostname=!h1&!h1.*&!h2…` (the `.*`
+ * pattern for a short name also matches its fully qualified form); a host SGE does not know
+ * simply matches nothing, so no lookup is needed.
  */
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
@@ -23,6 +34,7 @@ import { chunkJobName, isArray, planRuns, taskIdForElement, type ArrayChunk } fr
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
 import {
   BatchState,
+  gridJobPrefix,
   jobNameFor,
   type BatchJobStatus,
   type BatchPlugin,
@@ -35,6 +47,7 @@ import { isSgeUnknownJob, parseQacct, parseSgeQstatXml, parseSgeQsubOutput, qacc
 import {
   batchRequirements,
   checkTasks,
+  excludableHosts,
   extraDirectiveLines,
   formatHms,
   renderPilotScript,
@@ -45,16 +58,35 @@ import {
 
 const ID_CHUNK = 200;
 
+/** `-l hostname=` value excluding the hosts: `!h1&!h1.*&!h2.example.org` (SGE host expression; the hosts are plain hostnames). */
+export function sgeExcludeExpression(hosts: readonly string[]): string {
+  return hosts.map((h) => (h.includes('.') ? `!${h}` : `!${h}&!${h}.*`)).join('&');
+}
+
+/** Task id of a listed job or array task from its name: this grid's tagged names, or (`legacy`) untagged ones too. */
+function sgeTaskId(name: string, batchId: string, prefix: string, legacy: boolean): number | null {
+  const [, task] = batchId.split('.');
+  const index = task === undefined ? null : Number(task);
+  return taskIdForElement(name, index, 1, prefix) ?? (legacy ? taskIdForElement(name, index, 1) : null);
+}
+
 export class SgePlugin implements BatchPlugin {
   readonly name = 'sge';
   private readonly options: ResolvedOptions;
   private user: string | null = null;
+  /** `firn-<gridTag>-`: the start of every job name of this grid. */
+  private readonly prefix: string;
 
   constructor(
     private readonly executor: Executor,
     options: PluginOptions,
   ) {
     this.options = resolveOptions(options, 'sge');
+    this.prefix = gridJobPrefix(this.options.grid);
+  }
+
+  private jobName(c: ArrayChunk): string {
+    return chunkJobName(c, this.prefix);
   }
 
   private plan(batch: SubmitBatch): ArrayChunk[] {
@@ -81,12 +113,12 @@ export class SgePlugin implements BatchPlugin {
     const d: string[] = ['#$ -S /bin/sh'];
     if (chunks.length === 1) {
       const c = chunks[0] as ArrayChunk;
-      d.push(`#$ -N ${chunkJobName(c)}`);
+      d.push(`#$ -N ${this.jobName(c)}`);
       if (isArray(c)) d.push(`#$ -t 1-${c.taskIds.length}`);
     }
     const comments = [
       'Submitted with qsub -N/-t on the command line (they override the lines above).',
-      'The task is firn-<taskId> from the job name, or base + $SGE_TASK_ID - 1 for an array named firn-a<base>.',
+      `The task is ${this.prefix}<taskId> from the job name, or base + $SGE_TASK_ID - 1 for an array named ${this.prefix}a<base>.`,
     ];
     const pe = o.parallelEnvironment;
     if (pe && req.cpu > 1) d.push(`#$ -pe ${pe} ${req.cpu}`);
@@ -94,18 +126,23 @@ export class SgePlugin implements BatchPlugin {
     if (req.time > 0) d.push(`#$ -l h_rt=${formatHms(req.time)}`);
     if (req.memory > 0) d.push(`#$ -l mem_free=${req.memory}M`);
     if (req.gpu > 0) d.push(`#$ -l gpu=${req.gpu}`);
+    const exclude = excludableHosts(batch.excludeHosts);
+    if (exclude.length) {
+      d.push(`#$ -l hostname=${sgeExcludeExpression(exclude)}`);
+      comments.push(`Black-holed hosts excluded: ${exclude.join(' ')}`);
+    }
     const queue = o.queue || o.partition;
     if (queue) d.push(`#$ -q ${queue}`);
     if (o.account) d.push(`#$ -A ${o.account}`);
     d.push(...extraDirectiveLines('#$', o.extraDirectives));
-    if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map(chunkJobName).join(' ')}`);
+    if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map((c) => this.jobName(c)).join(' ')}`);
 
     const script = renderPilotScript({
       options: o,
       tasks: batch.tasks,
       directives: d,
       comments,
-      selector: { kind: 'job-name', nameVars: ['JOB_NAME'], indexVar: 'SGE_TASK_ID', firstIndex: 1 },
+      selector: { kind: 'job-name', nameVars: ['JOB_NAME'], indexVar: 'SGE_TASK_ID', firstIndex: 1, prefix: this.prefix },
       taskFiles: true,
     });
     const scriptPath = path.posix.join(batch.dir, 'submit.sh');
@@ -114,7 +151,7 @@ export class SgePlugin implements BatchPlugin {
     await this.executor.writeFile(scriptPath, script, 0o700);
     const taskDir = new Map(batch.tasks.map((t) => [t.taskId, t.taskDir]));
     const rows = chunks.flatMap((c) =>
-      c.taskIds.map((id) => ({ taskId: id, batchName: chunkJobName(c), index: isArray(c) ? id - c.base + 1 : null, taskDir: taskDir.get(id) ?? '' })),
+      c.taskIds.map((id) => ({ taskId: id, batchName: this.jobName(c), index: isArray(c) ? id - c.base + 1 : null, taskDir: taskDir.get(id) ?? '' })),
     );
     await this.executor.writeFile(path.posix.join(batch.dir, 'tasks.txt'), renderTaskMap(rows), 0o600);
     return scriptPath;
@@ -127,7 +164,7 @@ export class SgePlugin implements BatchPlugin {
     const submitted: string[] = [];
     try {
       for (const c of this.plan(batch)) {
-        const args = ['-terse', '-N', chunkJobName(c), '-j', 'y'];
+        const args = ['-terse', '-N', this.jobName(c), '-j', 'y'];
         if (isArray(c)) args.push('-t', `1-${c.taskIds.length}`, '-o', path.posix.join(batch.dir, 'sge-$JOB_ID.$TASK_ID.out'));
         else args.push('-o', path.posix.join(taskDir.get(c.base) as string, 'sge-$JOB_ID.out'));
         args.push(scriptPath);
@@ -186,9 +223,8 @@ export class SgePlugin implements BatchPlugin {
         result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
         continue;
       }
-      // an array task reports the array's name `firn-a<base>`: give it its own `firn-<taskId>`
-      const [, task] = id.split('.');
-      const taskId = s.name && task !== undefined ? taskIdForElement(s.name, Number(task), 1) : null;
+      // every job reports its own `firn-<taskId>` (an array task reports the array's name), tagged or not
+      const taskId = s.name ? sgeTaskId(s.name, id, this.prefix, true) : null;
       if (taskId !== null) result.set(id, { ...s, name: jobNameFor(taskId) });
     }
     return result;
@@ -211,8 +247,7 @@ export class SgePlugin implements BatchPlugin {
     const jobs: ListedJob[] = [];
     for (const s of await this.qstat()) {
       if (!s.name) continue;
-      const [, task] = s.batchId.split('.');
-      const taskId = taskIdForElement(s.name, task === undefined ? null : Number(task), 1);
+      const taskId = sgeTaskId(s.name, s.batchId, this.prefix, false); // this grid's names only
       if (taskId === null || s.state === BatchState.COMPLETED) continue;
       jobs.push({ batchId: s.batchId, name: jobNameFor(taskId), state: s.state });
     }

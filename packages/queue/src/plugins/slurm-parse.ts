@@ -10,6 +10,10 @@ import { BatchState, type BatchJobStatus } from './plugin';
  * under that id), long state, reason, name (last: it may contain `|`).
  */
 export const SQUEUE_FORMAT = '%i|%A|%T|%r|%j';
+/** squeue format of listJobs: SQUEUE_FORMAT plus the job comment (`%k`), which carries the grid (before the name, which may contain `|`). */
+export const SQUEUE_LIST_FORMAT = '%i|%A|%T|%r|%k|%j';
+/** sinfo format for the node names (`%N`) and their hostnames (`%n`), one line per node and partition with `-N`. */
+export const SINFO_NODES_FORMAT = '%N|%n';
 /** sacct fields the plugin asks for (`-P`, with header). */
 export const SACCT_FIELDS = ['JobID', 'JobName', 'State', 'ExitCode'];
 
@@ -142,9 +146,10 @@ function isJobId(field: string): boolean {
   return /^\d+(?:_(?:\d+|\[[^\]]*\]))?(?:\+\d+)?$/.test(field);
 }
 
-/** A squeue line: a status, plus the element's own job id when the format asked for `%A`. */
+/** A squeue line: a status, plus the element's own job id when the format asked for `%A` and the comment for `%k`. */
 export interface SqueueJob extends BatchJobStatus {
   rawJobId?: string;
+  comment?: string;
 }
 
 /** `%i|%.18j|%T` → ['i', 'j', 'T'] (field widths and justification dropped). */
@@ -167,6 +172,7 @@ export function parseSqueue(stdout: string, format: string = SQUEUE_FORMAT): Squ
   const reasonAt = at('r') >= 0 ? at('r') : at('R');
   const nameAt = at('j');
   const rawAt = at('A');
+  const commentAt = at('k');
   const out: SqueueJob[] = [];
   let table: { state: number; name: number; columns: number } | null = null;
   for (const rawLine of stdout.split('\n')) {
@@ -190,6 +196,8 @@ export function parseSqueue(stdout: string, format: string = SQUEUE_FORMAT): Squ
       if (nameAt >= 0 && fields[nameAt] !== undefined) status.name = (fields[nameAt] as string).trim();
       const raw = rawAt >= 0 ? (fields[rawAt] ?? '').trim() : '';
       if (/^\d+$/.test(raw)) status.rawJobId = raw;
+      const comment = commentAt >= 0 ? (fields[commentAt] ?? '').trim() : '';
+      if (comment && comment !== '(null)') status.comment = comment; // squeue prints (null) for none
       out.push(status);
       continue;
     }
@@ -284,4 +292,48 @@ export function isSlurmInvalidJobId(text: string): boolean {
 /** `sacct` on a cluster without slurmdbd: `Slurm accounting storage is disabled`. */
 export function isSlurmAccountingDisabled(text: string): boolean {
   return /accounting storage is disabled/i.test(text);
+}
+
+/** A Slurm node: its name (what `--exclude` takes) and its hostname (`NodeHostname`, often the same). */
+export interface SlurmNode {
+  name: string;
+  hostname: string;
+}
+
+/** `sinfo -h -a -N -o '%N|%n'` → every node once (a node in several partitions is listed once per partition). */
+export function parseSinfoNodes(stdout: string): SlurmNode[] {
+  const out = new Map<string, SlurmNode>();
+  for (const line of stdout.split('\n')) {
+    const [name = '', host = ''] = line.trim().split('|').map((f) => f.trim());
+    if (!name || name === 'NODELIST' || out.has(name)) continue;
+    out.set(name, { name, hostname: host && host !== '(null)' ? host : name });
+  }
+  return [...out.values()];
+}
+
+/** Same host? Case-insensitive; a short name matches the first label of a fully qualified one (`vm` ~ `vm.example.org`). */
+function sameHost(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  if (x === y) return true;
+  if (!x.includes('.')) return y.split('.')[0] === x;
+  if (!y.includes('.')) return x.split('.')[0] === y;
+  return false;
+}
+
+/**
+ * Which Slurm nodes `--exclude` must name for hosts as pilots reported them (matched against
+ * node names and NodeHostnames, short or fully qualified), and which hosts Slurm does not
+ * know: sbatch refuses a whole submission naming an unknown node ("Invalid node name
+ * specified"), so those are left out.
+ */
+export function slurmExcludeNodes(hosts: readonly string[], nodes: readonly SlurmNode[]): { nodes: string[]; unknown: string[] } {
+  const excluded = new Set<string>();
+  const unknown: string[] = [];
+  for (const h of hosts) {
+    const hits = nodes.filter((n) => sameHost(h, n.name) || sameHost(h, n.hostname));
+    if (hits.length === 0) unknown.push(h);
+    for (const n of hits) excluded.add(n.name);
+  }
+  return { nodes: [...excluded].sort(), unknown };
 }

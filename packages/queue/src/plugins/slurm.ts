@@ -15,6 +15,17 @@
  * Jobs run with `--export=NONE`: the daemon's own environment (which may hold secrets)
  * is not copied into jobs; the script sets PATH if the login environment has none, and
  * exports the configured [environment].
+ *
+ * Grids: every job is submitted with `--comment=firn:<grid, URI-encoded>` (slurmComment)
+ * and listJobs()/cleanQ() read `%k` and list only this grid's jobs, so another grid or Firn
+ * instance on the same account never has its jobs cancelled or adopted. Jobs without the
+ * comment (submitted before it existed) are still followed by batch id, never listed.
+ *
+ * Black holes: `SubmitBatch.excludeHosts` becomes `#SBATCH --exclude=<nodes>`, mapped to
+ * node names with `sinfo -h -a -N -o '%N|%n'` (cached for a minute): sbatch refuses a
+ * submission naming a node it does not know, so hosts Slurm does not know are left out (the
+ * script says which), and if sinfo fails nothing is excluded (firn-mon refuses such a pilot
+ * at pilot.start anyway).
  */
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
@@ -32,18 +43,24 @@ import {
 } from './plugin';
 import {
   SACCT_FIELDS,
+  SINFO_NODES_FORMAT,
   SQUEUE_FORMAT,
+  SQUEUE_LIST_FORMAT,
   isSlurmAccountingDisabled,
   isSlurmInvalidJobId,
   parseArrayElementId,
   parseSacct,
   parseSbatchOutput,
+  parseSinfoNodes,
   parseSqueue,
+  slurmExcludeNodes,
+  type SlurmNode,
   type SqueueJob,
 } from './slurm-parse';
 import {
   batchRequirements,
   checkTasks,
+  excludableHosts,
   extraDirectiveLines,
   renderPilotScript,
   renderTaskMap,
@@ -54,6 +71,16 @@ import {
 const ID_CHUNK = 200;
 /** Remembered element → own job id mappings (for `sacct -c`), oldest forgotten first. */
 const RAW_ID_CACHE = 100_000;
+/** How long the node list from sinfo is reused for `--exclude`. */
+const NODE_LIST_TTL_MS = 60_000;
+
+/** The job comment that marks a job as this grid's: `firn:` + the grid name URI-encoded (no `|`, spaces or newlines). */
+export function slurmComment(grid: string): string {
+  return `firn:${encodeURIComponent(grid)}`;
+}
+
+/** Node names accepted in a directive (Slurm node names are plain words). */
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** An array element reports the array's name `firn-a<base>`; give it its own `firn-<taskId>`. */
 function withTaskName(s: BatchJobStatus): BatchJobStatus {
@@ -63,7 +90,7 @@ function withTaskName(s: BatchJobStatus): BatchJobStatus {
 }
 
 function withoutRawId(job: SqueueJob): BatchJobStatus {
-  const { rawJobId: _raw, ...status } = job;
+  const { rawJobId: _raw, comment: _comment, ...status } = job;
   return status;
 }
 
@@ -77,12 +104,32 @@ export class SlurmPlugin implements BatchPlugin {
    * the jobcomp log (`sacct -c`) records elements only under that id.
    */
   private readonly rawIds = new Map<string, string>();
+  /** `--comment` of this grid's jobs. */
+  private readonly comment: string;
+  private nodeList: { at: number; nodes: SlurmNode[] } | null = null;
 
   constructor(
     private readonly executor: Executor,
     options: PluginOptions,
   ) {
     this.options = resolveOptions(options, 'slurm');
+    this.comment = slurmComment(this.options.grid);
+  }
+
+  /** The nodes `--exclude` names for the black-holed hosts, and what to say about the rest in the script. */
+  private async excludeNodes(hosts: readonly string[]): Promise<{ nodes: string[]; notes: string[] }> {
+    if (hosts.length === 0) return { nodes: [], notes: [] };
+    if (!this.nodeList || Date.now() - this.nodeList.at > NODE_LIST_TTL_MS) {
+      const r = await runTool(this.executor, this.options.binDir, 'sinfo', ['-h', '-a', '-N', '-o', SINFO_NODES_FORMAT]);
+      if (r.code !== 0) {
+        return { nodes: [], notes: [`Black-holed hosts NOT excluded (sinfo failed: ${firstLine(r.stderr || r.stdout).slice(0, 200)}): ${hosts.join(' ')}`] };
+      }
+      this.nodeList = { at: Date.now(), nodes: parseSinfoNodes(r.stdout).filter((n) => NODE_NAME.test(n.name)) };
+    }
+    const { nodes, unknown } = slurmExcludeNodes(hosts, this.nodeList.nodes);
+    const notes = nodes.length ? [`Black-holed hosts excluded: ${nodes.join(' ')}`] : [];
+    if (unknown.length) notes.push(`Black-holed hosts Slurm does not know (not excluded): ${unknown.join(' ')}`);
+    return { nodes, notes };
   }
 
   private plan(batch: SubmitBatch): ArrayChunk[] {
@@ -119,11 +166,14 @@ export class SlurmPlugin implements BatchPlugin {
     const partition = o.partition || o.queue;
     if (partition) d.push(`#SBATCH --partition=${partition}`);
     if (o.account) d.push(`#SBATCH --account=${o.account}`);
+    const exclude = await this.excludeNodes(excludableHosts(batch.excludeHosts));
+    if (exclude.nodes.length) d.push(`#SBATCH --exclude=${exclude.nodes.join(',')}`);
     d.push('#SBATCH --export=NONE', ...extraDirectiveLines('#SBATCH', o.extraDirectives));
 
     const comments = [
-      'Submitted with sbatch --job-name/--array on the command line (they override the lines above).',
+      'Submitted with sbatch --job-name/--array/--comment on the command line (they override the lines above).',
       'The task is firn-<taskId> from the job name, or base + $SLURM_ARRAY_TASK_ID for an array named firn-a<base>.',
+      ...exclude.notes,
     ];
     if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map(chunkJobName).join(' ')}`);
     const script = renderPilotScript({
@@ -153,7 +203,7 @@ export class SlurmPlugin implements BatchPlugin {
     const submitted: string[] = [];
     try {
       for (const c of this.plan(batch)) {
-        const args = ['--parsable', `--job-name=${chunkJobName(c)}`];
+        const args = ['--parsable', `--job-name=${chunkJobName(c)}`, `--comment=${this.comment}`];
         if (isArray(c)) {
           args.push(`--array=${formatIndexList(c.taskIds.map((id) => id - c.base))}`, `--output=${path.posix.join(batch.dir, 'slurm-%A_%a.out')}`);
         } else {
@@ -177,11 +227,11 @@ export class SlurmPlugin implements BatchPlugin {
     return { batchIds };
   }
 
-  private async squeue(all: boolean): Promise<SqueueJob[]> {
-    const args = ['--me', '--noheader', '--array', ...(all ? ['--states=all'] : []), `--format=${SQUEUE_FORMAT}`];
+  private async squeue(all: boolean, format: string = SQUEUE_FORMAT): Promise<SqueueJob[]> {
+    const args = ['--me', '--noheader', '--array', ...(all ? ['--states=all'] : []), `--format=${format}`];
     const r = await runTool(this.executor, this.options.binDir, 'squeue', args);
     if (r.code !== 0) throw toolError('squeue', r);
-    const jobs = parseSqueue(r.stdout, SQUEUE_FORMAT);
+    const jobs = parseSqueue(r.stdout, format);
     for (const j of jobs) {
       if (j.rawJobId && j.batchId.includes('_') && j.state !== BatchState.QUEUED && !this.rawIds.has(j.batchId)) {
         this.rawIds.set(j.batchId, j.rawJobId);
@@ -260,8 +310,8 @@ export class SlurmPlugin implements BatchPlugin {
 
   async listJobs(): Promise<ListedJob[]> {
     const jobs: ListedJob[] = [];
-    for (const s of await this.squeue(false)) {
-      if (!s.name) continue;
+    for (const s of await this.squeue(false, SQUEUE_LIST_FORMAT)) {
+      if (!s.name || s.comment !== this.comment) continue; // another grid's, or no Firn job
       const element = parseArrayElementId(s.batchId);
       const taskId = taskIdForElement(s.name, element ? element.index : null, 0);
       if (taskId === null) continue;

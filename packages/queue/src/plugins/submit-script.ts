@@ -132,6 +132,25 @@ export function checkTasks(tasks: readonly SubmitTask[]): void {
   }
 }
 
+/**
+ * The hosts of `SubmitBatch.excludeHosts` that can be written into a batch directive:
+ * plain hostnames (letters, digits, `.`, `-`, `_`, starting with a letter or digit, at most
+ * 253 characters), each once, in order. Anything else — a pilot reports its hostname itself —
+ * is dropped, never quoted into a script.
+ */
+export function excludableHosts(hosts: readonly string[] | undefined): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const h of hosts ?? []) {
+    if (typeof h !== 'string' || h.length > 253 || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(h)) continue;
+    const key = h.toLowerCase();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(h);
+  }
+  return out;
+}
+
 /** Minutes → `HH:MM:SS` (hours may exceed 24), as PBS walltime and SGE h_rt take it. */
 export function formatHms(minutes: number): string {
   const m = Math.max(0, Math.ceil(minutes));
@@ -152,8 +171,9 @@ export type TaskSelector =
   /**
    * From the job name (`firn-<taskId>`, or `firn-a<base>` plus the array index): the first
    * set variable of nameVars holds the name, indexVar the array index starting at firstIndex.
+   * `prefix` replaces `firn-` where names carry the grid (`firn-<gridTag>-`, SGE).
    */
-  | { kind: 'job-name'; nameVars: string[]; indexVar?: string; firstIndex: 0 | 1 };
+  | { kind: 'job-name'; nameVars: string[]; indexVar?: string; firstIndex: 0 | 1; prefix?: string };
 
 export interface PilotScriptSpec {
   options: ResolvedOptions;
@@ -177,13 +197,16 @@ function selectorLines(selector: TaskSelector): string[] {
   }
   let nameExpr = "''";
   for (const v of [...selector.nameVars].reverse()) nameExpr = nameExpr === "''" ? `\${${v}:-}` : `\${${v}:-${nameExpr}}`;
+  // a grid tag is letters, digits, _ and . only: literal in a case pattern and in ${x#…}
+  const prefix = selector.prefix ?? 'firn-';
+  if (!/^firn-(?:[A-Za-z0-9_.]+-)?$/.test(prefix)) throw new ValidationError(`job name prefix must be firn- or firn-<grid tag>-, got ${JSON.stringify(prefix)}`);
   const lines = [`firn_name=${nameExpr}`, 'case $firn_name in'];
   if (selector.indexVar) {
     const offset = selector.firstIndex === 0 ? '' : ` - ${selector.firstIndex}`;
-    lines.push(`  firn-a[0-9]*) firn_task=$(( \${firn_name#firn-a} + \${${selector.indexVar}:?not an array element}${offset} )) ;;`);
+    lines.push(`  ${prefix}a[0-9]*) firn_task=$(( \${firn_name#${prefix}a} + \${${selector.indexVar}:?not an array element}${offset} )) ;;`);
   }
   lines.push(
-    '  firn-[0-9]*) firn_task=${firn_name#firn-} ;;',
+    `  ${prefix}[0-9]*) firn_task=\${firn_name#${prefix}} ;;`,
     `  *) echo "firn: cannot tell the task from the job name '$firn_name'" >&2; exit ${SCRIPT_SELECT_FAILURE} ;;`,
     'esac',
   );

@@ -135,13 +135,13 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
       expect(Number(r.max)).toBe(expected.max);
       const summary = summarizeStat(r);
       const mean = values.reduce((a, b) => a + b, 0) / values.length;
-      const sampleSd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1));
+      const populationSd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
       expect(summary.mean).toBeCloseTo(mean, 12);
-      expect(summary.stddev).toBeCloseTo(sampleSd, 10);
+      expect(summary.stddev).toBeCloseTo(populationSd, 10);
     }
-    // events: 100, 250, 50, 400 → n 4, sum 800, mean 200, squared deviations 75000, sample stddev sqrt(75000 / 3)
+    // events: 100, 250, 50, 400 → n 4, sum 800, mean 200, squared deviations 75000, population stddev sqrt(75000 / 4)
     expect(summarizeStat(rows.find((r: { name: string }) => r.name === 'events'))).toEqual({
-      n: 4, sum: 800, sum_sq: 235000, min: 50, max: 400, mean: 200, stddev: Math.sqrt(25000),
+      n: 4, sum: 800, sum_sq: 235000, min: 50, max: 400, mean: 200, stddev: Math.sqrt(18750),
     });
 
     // node outcomes: node-a ran job 0, job 2's failed attempt and job 2's retry

@@ -9,7 +9,7 @@ import { BatchState, QueueDaemon, queueSettings, type QueueSettings } from '@fir
 import { LocalExecutor, TaskStatus, loadConfig, sha256Hex, transition, type Db } from '@firn/core';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import { FakeBatchSystem } from './support/fake-plugin';
-import { seedDataset, statusOf } from './support/seed';
+import { addGrid, blackholeNode, seedDataset, statusOf } from './support/seed';
 
 interface TaskRow {
   id: number;
@@ -206,6 +206,51 @@ describe.each(DB_KINDS)('queue cycle on %s', (kind) => {
     // task 1 went back to WAITING (no submit error: it was never tried), and max_queued = 1 is taken by task 0 + 2
     expect(rows[1]).toMatchObject({ status: 'WAITING', submit_errors: 0, grid_id: null });
     expect(fake.submissions).toHaveLength(0);
+  });
+
+  test('black holes: each submission excludes the grid\'s black-holed nodes of this cycle (not other grids\', not expired ones)', async () => {
+    let clock = Date.now();
+    const d = new QueueDaemon({ db: t.db, settings: settings(), plugin: fake, executor: new LocalExecutor(), now: () => clock });
+    await d.init();
+    daemons.push(d);
+    const other = await addGrid(t.db, 'elsewhere');
+    await blackholeNode(t.db, 'wn07.site.org', d.grid, clock + 60_000);
+    await blackholeNode(t.db, 'wn01', d.grid, clock + 30_000);
+    await blackholeNode(t.db, 'wn02', d.grid, clock - 1); // cool-down over
+    await blackholeNode(t.db, 'far01', other, clock + 60_000); // another grid's node
+    const ds = await seedDataset(t.db, { jobs: 4, grids: [d.grid], tasks: [{ name: 'a' }, { name: 'b', req: { cpu: 2 } }] });
+    const r = await d.runCycle();
+    expect(r).toMatchObject({ claimed: 8, submitted: 8, blackholed_hosts: 2, errors: [] });
+    expect(fake.submissions.map((b) => b.excludeHosts)).toEqual([['wn01', 'wn07.site.org'], ['wn01', 'wn07.site.org']]);
+    // 31 s later wn01's cool-down is over
+    clock += 31_000;
+    await t.db('task').whereIn('id', ds.all.slice(0, 2)).update({ status: TaskStatus.WAITING, grid_id: null, batch_id: null });
+    expect((await d.runCycle()).blackholed_hosts).toBe(1);
+    expect(fake.submissions[2]!.excludeHosts).toEqual(['wn07.site.org']);
+    // none left: no excludeHosts at all
+    clock += 60_000;
+    await t.db('task').whereIn('id', ds.all.slice(0, 2)).update({ status: TaskStatus.WAITING, grid_id: null, batch_id: null });
+    expect((await d.runCycle()).blackholed_hosts).toBe(0);
+    expect(fake.submissions[3]!.excludeHosts).toBeUndefined();
+  });
+
+  test('black holes: a plugin whose jobs all run on one host claims nothing while that host is black-holed', async () => {
+    let clock = Date.now();
+    fake.workerHost = 'laptop.example.org';
+    const d = new QueueDaemon({ db: t.db, settings: settings(), plugin: fake, executor: new LocalExecutor(), now: () => clock });
+    await d.init();
+    daemons.push(d);
+    // black-holed on any grid (the node row's grid is whichever last ran a task there)
+    await blackholeNode(t.db, 'laptop.example.org', null, clock + 60_000);
+    const ds = await seedDataset(t.db, { jobs: 2, grids: [d.grid] });
+    const r = await d.runCycle();
+    expect(r).toMatchObject({ claimed: 0, submitted: 0, claim_skipped: 'this host (laptop.example.org) is black-holed', errors: [] });
+    expect(Object.values(await statusOf(t.db, ds.all))).toEqual(['WAITING', 'WAITING']);
+    expect(fake.submissions).toHaveLength(0);
+    clock += 60_001;
+    const after = await d.runCycle();
+    expect(after).toMatchObject({ claimed: 2, submitted: 2 });
+    expect(after.claim_skipped).toBeUndefined();
   });
 
   test('close() during a submit: the cycle finishes that group, gives back the claims it has not submitted, and stops', async () => {

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { statMean, statPopulationStddev } from './stats';
 import { now, type DbOrTrx } from './db';
 import { NotFoundError } from './errors';
 import {
@@ -222,12 +223,9 @@ export interface StatSummary {
 
 /** mean and (population) stddev from n, sum and sum of squares; variance rounding below 0 is clamped. */
 export function statsFromSums(r: { n: number; sum: number; sum_sq: number; min: number; max: number }): StatSummary {
-  const n = Number(r.n);
-  const sum = Number(r.sum);
-  const sumSq = Number(r.sum_sq);
-  const mean = n > 0 ? sum / n : 0;
-  const variance = n > 0 ? Math.max(0, (sumSq - (sum * sum) / n) / n) : 0;
-  return { n, sum, mean, stddev: Math.sqrt(variance), min: Number(r.min), max: Number(r.max) };
+  // a dataset's tasks are the whole population, not a sample: population stddev (stats.ts)
+  const s = { n: Number(r.n), sum: Number(r.sum), sum_sq: Number(r.sum_sq) };
+  return { n: s.n, sum: s.sum, mean: statMean(s), stddev: statPopulationStddev(s), min: Number(r.min), max: Number(r.max) };
 }
 
 /** `dataset.stats`: one entry per statistic name from `dataset_stat`. */

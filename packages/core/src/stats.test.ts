@@ -37,7 +37,7 @@ describe('statistics aggregates', () => {
 
   test('summarizeStat takes driver rows (strings) and reports an empty aggregate without infinities', () => {
     expect(summarizeStat({ n: '4', sum: '800', sum_sq: '235000', min: '50', max: '400' })).toEqual({
-      n: 4, sum: 800, sum_sq: 235000, min: 50, max: 400, mean: 200, stddev: Math.sqrt(25000),
+      n: 4, sum: 800, sum_sq: 235000, min: 50, max: 400, mean: 200, stddev: Math.sqrt(18750),
     });
     const empty = summarizeStat(emptyStat());
     expect(empty).toEqual({ n: 0, sum: 0, sum_sq: 0, min: 0, max: 0, mean: 0, stddev: 0 });

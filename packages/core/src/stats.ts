@@ -81,7 +81,8 @@ export function statPopulationStddev(s: Pick<StatAggregate, 'n' | 'sum' | 'sum_s
 }
 
 /**
- * A row (numbers possibly as strings, as drivers return BIGINT/DOUBLE) with mean and sample stddev.
+ * A row (numbers possibly as strings, as drivers return BIGINT/DOUBLE) with mean and the
+ * population stddev — a dataset's tasks are the whole population; `dataset.stats` reports the same.
  * An empty aggregate reports min = max = 0 rather than ±Infinity (JSON cannot carry those).
  */
 export function summarizeStat(row: { n: number | string; sum: number | string; sum_sq: number | string; min: number | string; max: number | string }): StatAggregateSummary {
@@ -94,6 +95,6 @@ export function summarizeStat(row: { n: number | string; sum: number | string; s
     min: empty ? 0 : s.min,
     max: empty ? 0 : s.max,
     mean: statMean(s),
-    stddev: statStddev(s),
+    stddev: statPopulationStddev(s),
   };
 }

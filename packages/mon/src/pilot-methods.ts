@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import {
-  TaskStatus, chunk, isMysql, now, sha256Hex, transition, withTransaction,
+  ConflictError, TaskStatus, chunk, isMysql, now, recordHistory, sha256Hex, transition, withTransaction,
   type Db, type Logger, type RpcMethod, type Trx,
 } from '@firn/core';
 import { forUpdate, passkeyDigest, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
@@ -19,6 +19,13 @@ import { HEARTBEAT_COLUMNS, type HeartbeatColumn, type WriteBatcher } from './wr
  * ok`, in the same transaction as PROCESSING → READYTOCOPY. `pilot.start` of a new attempt
  * (QUEUED → PROCESSING) deletes the rows an earlier attempt left. So a task's statistics count
  * once per attempt that finished ok, and never for a failed, evicted or reset attempt.
+ *
+ * Black holes: `pilot.start` from a host whose node row is black-holed (node.blackholed_until
+ * in the future, set by firn-dh) is refused with -32009 "host … is black-holed" and a history
+ * row (action `refuse`); the task stays QUEUED — mon may not evict — and the pilot exits
+ * (a -32009 at start is fatal to it), so the batch job ends without a pilot and firn-queue's
+ * reconcile makes the task EVICTED, which the retry policy resets. A retried start of a task
+ * already PROCESSING is not refused (it runs there already).
  */
 
 // ------------------------------------------------------------------- params and results
@@ -231,30 +238,54 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     };
   }
 
-  const start: RpcMethod<StartParams, StartResult> = {
-    handler: (p) => guarded(async () => {
-      received('pilot.start');
-      const digest = passkeyDigest(p.passkey);
-      const task = await withTransaction(db, async (trx) => {
-        const row = await lockTask(trx, p.task_id, digest, [TaskStatus.QUEUED, TaskStatus.PROCESSING]);
-        if (row.status === TaskStatus.PROCESSING) return row; // a retried start: same answer, no writes
-        const t = now();
-        const host = p.host ?? null;
-        await transition(trx, {
-          taskIds: [row.id], from: TaskStatus.QUEUED, to: TaskStatus.PROCESSING, by: 'mon', actor: 'mon',
-          reason: host ? `pilot started on ${host}` : 'pilot started',
-          set: {
-            host, started_at: t, last_heartbeat_at: t, finished_at: null,
-            cpu_seconds: null, rss_mb: null, disk_mb: null, wall_seconds: null, gpu_util: null,
-          },
-        });
-        // a new attempt: statistics an earlier attempt left behind do not belong to it
-        await trx('task_stat').where({ task_id: row.id }).delete();
-        return { ...row, status: TaskStatus.PROCESSING, host };
+  /** pilot.start's work: the start payload, or why the host is refused (recorded in history). */
+  const startTask = async (p: StartParams): Promise<StartResult | { refused: string }> => {
+    received('pilot.start');
+    const digest = passkeyDigest(p.passkey);
+    const task = await withTransaction(db, async (trx): Promise<TaskRow | { refused: string }> => {
+      const row = await lockTask(trx, p.task_id, digest, [TaskStatus.QUEUED, TaskStatus.PROCESSING]);
+      if (row.status === TaskStatus.PROCESSING) return row; // a retried start: same answer, no writes
+      const t = now();
+      const host = p.host ?? null;
+      if (host) {
+        const node = (await trx('node').first('blackholed_until').where('hostname', host).andWhere('blackholed_until', '>', t)) as
+          | { blackholed_until: number | string }
+          | undefined;
+        if (node) {
+          const refused = `host ${host} is black-holed until ${new Date(Number(node.blackholed_until)).toISOString()}`;
+          await recordHistory(trx, {
+            entity: 'task', entityId: row.id, datasetId: row.dataset_id, action: 'refuse', actor: 'mon', reason: `pilot.start refused: ${refused}`,
+          });
+          return { refused };
+        }
+      }
+      await transition(trx, {
+        taskIds: [row.id], from: TaskStatus.QUEUED, to: TaskStatus.PROCESSING, by: 'mon', actor: 'mon',
+        reason: host ? `pilot started on ${host}` : 'pilot started',
+        set: {
+          host, started_at: t, last_heartbeat_at: t, finished_at: null,
+          cpu_seconds: null, rss_mb: null, disk_mb: null, wall_seconds: null, gpu_util: null,
+        },
       });
-      o.logger.info('pilot started', { task: task.id, host: task.host ?? undefined });
-      return startPayload(task);
-    }),
+      // a new attempt: statistics an earlier attempt left behind do not belong to it
+      await trx('task_stat').where({ task_id: row.id }).delete();
+      return { ...row, status: TaskStatus.PROCESSING, host };
+    });
+    if ('refused' in task) {
+      o.logger.warn('pilot.start refused: black-holed host', { task: p.task_id, host: p.host });
+      return task;
+    }
+    o.logger.info('pilot started', { task: task.id, host: task.host ?? undefined });
+    return startPayload(task);
+  };
+
+  const start: RpcMethod<StartParams, StartResult> = {
+    handler: async (p) => {
+      const started = await guarded(() => startTask(p));
+      // outside guarded: a black-hole refusal is not a stale passkey in the metrics
+      if ('refused' in started) throw new ConflictError(started.refused);
+      return started;
+    },
   };
 
   const heartbeat: RpcMethod<HeartbeatParams, { ok: true }> = {

@@ -9,6 +9,8 @@ export interface OpenQueueDaemonOptions {
   env?: Record<string, string | undefined>;
   crashAt?: CrashPoint;
   lostGraceMs?: number;
+  /** Clock (tests). */
+  now?: () => number;
 }
 
 /**
@@ -22,7 +24,7 @@ export async function openQueueDaemon(config: FirnConfig, options: OpenQueueDaem
     const executor = createExecutor(settings, options.logger, options.env);
     const plugin = createPlugin(settings.plugin, executor, settings.pluginOptions);
     const daemon = new QueueDaemon({
-      db, settings, plugin, executor, logger: options.logger, closeDb: true, crashAt: options.crashAt, lostGraceMs: options.lostGraceMs,
+      db, settings, plugin, executor, logger: options.logger, closeDb: true, crashAt: options.crashAt, lostGraceMs: options.lostGraceMs, now: options.now,
     });
     await daemon.init();
     return daemon;

@@ -25,6 +25,8 @@ export interface FakeJob {
 
 export class FakeBatchSystem implements BatchPlugin {
   readonly name = 'fake';
+  /** Pretend every job runs on this host (as the local plugin does). */
+  workerHost?: string;
   readonly jobs = new Map<string, FakeJob>();
   readonly submissions: SubmitBatch[] = [];
   readonly removed: string[] = [];

@@ -98,3 +98,13 @@ export async function statusOf(db: Db, ids: number[]): Promise<Record<number, st
   const rows: Array<{ id: number; status: string }> = await db('task').select('id', 'status').whereIn('id', ids);
   return Object.fromEntries(rows.map((r) => [Number(r.id), r.status]));
 }
+
+/**
+ * A worker node black-holed until `until` (ms), as firn-dh leaves it: the node row with its
+ * grid, failures in `recent`, and blackholed_until (inserted, or updated when the host exists).
+ */
+export async function blackholeNode(db: Db, host: string, gridId: number | null, until: number): Promise<void> {
+  const row = { grid_id: gridId, ok_count: 0, fail_count: 5, recent: '', blackholed_until: until, updated_at: Date.now() };
+  const n = await db('node').where('hostname', host).update(row);
+  if (n === 0) await db('node').insert({ hostname: host, ...row });
+}

@@ -58,4 +58,18 @@ describe('names and index lists', () => {
     expect(taskIdForElement('firn-array', 1, 0)).toBeNull();
     expect(taskIdForElement('wrap', null, 0)).toBeNull();
   });
+  it('names and maps with a grid prefix; each prefix reads only its own names', () => {
+    const P = 'firn-gridA-';
+    expect(chunkJobName({ base: 42, taskIds: [42] }, P)).toBe('firn-gridA-42');
+    expect(chunkJobName({ base: 42, taskIds: [42, 43] }, P)).toBe('firn-gridA-a42');
+    expect(taskIdForElement('firn-gridA-a42', 2, 1, P)).toBe(43);
+    expect(taskIdForElement('firn-gridA-42', null, 1, P)).toBe(42);
+    // another grid, an untagged name, a longer tag with the same start: not ours
+    expect(taskIdForElement('firn-gridB-42', null, 1, P)).toBeNull();
+    expect(taskIdForElement('firn-42', null, 1, P)).toBeNull();
+    expect(taskIdForElement('firn-gridA_2-42', null, 1, P)).toBeNull();
+    // and the untagged default never reads a tagged name
+    expect(taskIdForElement('firn-gridA-42', null, 1)).toBeNull();
+    expect(taskIdForElement('firn-7-42', null, 1)).toBeNull();
+  });
 });

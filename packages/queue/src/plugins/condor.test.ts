@@ -1,6 +1,6 @@
 /** HTCondor plugin against the documented-format fixtures in test/fixtures/condor (see its README). */
 import { BatchSystemError, ConfigError, ValidationError } from '@firn/core';
-import { CondorPlugin } from './condor';
+import { CondorPlugin, condorExcludeClause, condorSubmitCommands } from './condor';
 import { CONDOR_ATTRS } from './condor-parse';
 import { FakeExecutor, fixtureTranscript, parseTranscript } from './fake-executor';
 import type { PluginOptions, SubmitBatch, SubmitTask } from './plugin';
@@ -86,6 +86,28 @@ describe('CondorPlugin.writeConfig', () => {
     expect(script).toContain('[ -r "$firn_passkey" ] || firn_passkey=${_CONDOR_SCRATCH_DIR:-$PWD}/${firn_passkey##*/}');
     expect(script).toContain('exec node /opt/firn/firn-pilot.js --mon http://mon:8081/rpc --task "$firn_task" --passkey-file "$firn_passkey" </dev/null');
     expect(script).toContain("FOO='a'\\''b; rm -rf /'");
+  });
+  it('ANDs black-holed hosts into the configured requirements (short names also fully qualified)', async () => {
+    const ex = new FakeExecutor();
+    const p = new CondorPlugin(ex, options({ extraDirectives: ['requirements = (OpSysMajorVer == 9)', '+Site = "x"'] }));
+    await p.writeConfig({ ...batch([1]), excludeHosts: ['node7', 'gpu1.example.org', 'bad"host'] });
+    expect(ex.file(SUB)).toContain(
+      '\nrequirements = ((OpSysMajorVer == 9)) && (Machine != "node7" && substr(Machine, 0, 6) != "node7.") && (Machine != "gpu1.example.org")\n+Site = "x"\n',
+    );
+    expect(ex.file(SUB)).not.toContain('bad');
+    const bare = new FakeExecutor();
+    await new CondorPlugin(bare, options()).writeConfig({ ...batch([1]), excludeHosts: ['gpu1.example.org'] });
+    expect(bare.file(SUB)).toContain('\nrequirements = (Machine != "gpu1.example.org")\n');
+    const none = new FakeExecutor();
+    await new CondorPlugin(none, options()).writeConfig({ ...batch([1]), excludeHosts: [] });
+    expect(none.file(SUB)).not.toContain('requirements');
+  });
+  it('merges into the last requirements line only (the one condor_submit uses)', () => {
+    expect(condorSubmitCommands(['requirements = A', 'x = 1', 'Requirements=B', '# note'], ['h.example.org'])).toEqual([
+      'requirements = A', 'x = 1', 'requirements = (B) && (Machine != "h.example.org")',
+    ]);
+    expect(condorSubmitCommands(['x = 1'], [])).toEqual(['x = 1']);
+    expect(condorExcludeClause('n1')).toBe('(Machine != "n1" && substr(Machine, 0, 3) != "n1.")');
   });
   it('escapes the grid name in ClassAd strings', async () => {
     const ex = new FakeExecutor();

@@ -1,7 +1,7 @@
 import { BatchSystemError, ValidationError } from '@firn/core';
 import { FakeExecutor, fixtureCase } from './fake-executor';
-import type { PluginOptions, SubmitBatch, SubmitTask } from './plugin';
-import { SgePlugin } from './sge';
+import { gridJobPrefix, type PluginOptions, type SubmitBatch, type SubmitTask } from './plugin';
+import { SgePlugin, sgeExcludeExpression } from './sge';
 
 const sge = (name: string) => fixtureCase('sge', name);
 const DIR = '/srv/firn/submit/b3';
@@ -27,6 +27,8 @@ const options = (over: Partial<PluginOptions> = {}): PluginOptions => ({
   ...over,
 });
 const directives = (script: string) => script.split('\n').filter((l) => l.startsWith('#$'));
+/** Job names of grid `grid-s` (it contains a `-`, so its tag is sanitised and hashed). */
+const P = 'firn-grid_s_f4868d29-';
 
 describe('SgePlugin.writeConfig', () => {
   it('requests slots through the parallel environment and memory as mem_free (not h_vmem: node cannot start under it)', async () => {
@@ -35,7 +37,7 @@ describe('SgePlugin.writeConfig', () => {
     await p.writeConfig(batch([40, 41, 42], { cpu: 4, gpu: 1, memory: 2000, time: 90 }));
     expect(directives(ex.file(SCRIPT))).toEqual([
       '#$ -S /bin/sh',
-      '#$ -N firn-a40',
+      `#$ -N ${P}a40`,
       '#$ -t 1-3',
       '#$ -pe smp 4',
       '#$ -l h_rt=01:30:00',
@@ -45,22 +47,44 @@ describe('SgePlugin.writeConfig', () => {
       '#$ -A icecube',
       '#$ -P physics',
     ]);
-    expect(ex.file(SCRIPT)).toContain('firn-a[0-9]*) firn_task=$(( ${firn_name#firn-a} + ${SGE_TASK_ID:?not an array element} - 1 )) ;;');
+    expect(ex.file(SCRIPT)).toContain(`  ${P}a[0-9]*) firn_task=$(( \${firn_name#${P}a} + \${SGE_TASK_ID:?not an array element} - 1 )) ;;\n  ${P}[0-9]*) firn_task=\${firn_name#${P}} ;;\n`);
     expect(ex.file(SCRIPT)).toContain("FOO='a'\\''b; rm -rf /'");
   });
   it('without a parallel environment asks for one slot and says so', async () => {
     const ex = new FakeExecutor();
     await new SgePlugin(ex, options()).writeConfig(batch([7], { cpu: 4, memory: 2000 }));
     const script = ex.file(SCRIPT);
-    expect(directives(script)).toEqual(['#$ -S /bin/sh', '#$ -N firn-7', '#$ -l mem_free=2000M']);
+    expect(directives(script)).toEqual(['#$ -S /bin/sh', `#$ -N ${P}7`, '#$ -l mem_free=2000M']);
     expect(script).toContain('# 4 cpus requested but no parallel environment is configured (options.parallelEnvironment): one slot.');
   });
   it('splits non-consecutive ids into several arrays', async () => {
     const ex = new FakeExecutor();
     await new SgePlugin(ex, options()).writeConfig(batch([40, 41, 50]));
     expect(directives(ex.file(SCRIPT))).toEqual(['#$ -S /bin/sh']);
-    expect(ex.file(SCRIPT)).toContain('# Split into 2 submissions: firn-a40 firn-50');
-    expect(ex.file(`${DIR}/tasks.txt`)).toContain(`41\tfirn-41\tfirn-a40\t2\t${DIR}/41`);
+    expect(ex.file(SCRIPT)).toContain(`# Split into 2 submissions: ${P}a40 ${P}50`);
+    expect(ex.file(`${DIR}/tasks.txt`)).toContain(`41\tfirn-41\t${P}a40\t2\t${DIR}/41`);
+  });
+  it('names jobs firn-<grid tag>-…: a plain grid name is its own tag', async () => {
+    expect(gridJobPrefix('grid-s')).toBe(P);
+    const ex = new FakeExecutor();
+    await new SgePlugin(ex, options({ grid: 'wisc_sge.2' })).writeConfig(batch([7, 8]));
+    expect(directives(ex.file(SCRIPT))).toContain('#$ -N firn-wisc_sge.2-a7');
+  });
+  it('keeps jobs off black-holed hosts with a hostname expression (short names also fully qualified); malformed names are dropped', async () => {
+    const ex = new FakeExecutor();
+    await new SgePlugin(ex, options({ queue: 'all.q' })).writeConfig({ ...batch([7]), excludeHosts: ['node1', 'gpu2.example.org', 'x&y', "$(reboot)", 'node1'] });
+    const d = directives(ex.file(SCRIPT));
+    expect(d).toContain('#$ -l hostname=!node1&!node1.*&!gpu2.example.org');
+    expect(d.indexOf('#$ -l hostname=!node1&!node1.*&!gpu2.example.org')).toBe(d.indexOf('#$ -q all.q') - 1);
+    expect(ex.file(SCRIPT)).toContain('# Black-holed hosts excluded: node1 gpu2.example.org\n');
+    expect(ex.file(SCRIPT)).not.toContain('reboot');
+    expect(sgeExcludeExpression(['localhost'])).toBe('!localhost&!localhost.*');
+    // the expression real SGE accepted and kept the job off the host with (qstat -j: scheduling info)
+    expect(sge('qstat-j-excluded-host').stdout).toContain(`hard resource_list:         hostname=${sgeExcludeExpression(['localhost'])}`);
+    expect(sge('qstat-j-excluded-host').stdout).toContain('cannot run in queue "all.q@localhost" because it offers only qf:hostname=localhost');
+    const none = new FakeExecutor();
+    await new SgePlugin(none, options()).writeConfig({ ...batch([7]), excludeHosts: [] });
+    expect(none.file(SCRIPT)).not.toContain('hostname=');
   });
   it('rejects directories with : or $ (SGE -o syntax)', async () => {
     await expect(new SgePlugin(new FakeExecutor(), options()).writeConfig({ dir: '/srv/$HOME', tasks: [task(1)] })).rejects.toThrow(ValidationError);
@@ -72,8 +96,8 @@ describe('SgePlugin.submit', () => {
     const ex = new FakeExecutor().once('qsub', undefined, sge('qsub-terse-array')).once('qsub', undefined, sge('qsub-terse'));
     const res = await new SgePlugin(ex, options()).submit(batch([40, 41, 42, 43, 50]), SCRIPT);
     expect(ex.calls).toEqual([
-      { command: 'qsub', args: ['-terse', '-N', 'firn-a40', '-j', 'y', '-t', '1-4', '-o', `${DIR}/sge-$JOB_ID.$TASK_ID.out`, SCRIPT], options: { cwd: DIR } },
-      { command: 'qsub', args: ['-terse', '-N', 'firn-50', '-j', 'y', '-o', `${DIR}/50/sge-$JOB_ID.out`, SCRIPT], options: { cwd: DIR } },
+      { command: 'qsub', args: ['-terse', '-N', `${P}a40`, '-j', 'y', '-t', '1-4', '-o', `${DIR}/sge-$JOB_ID.$TASK_ID.out`, SCRIPT], options: { cwd: DIR } },
+      { command: 'qsub', args: ['-terse', '-N', `${P}50`, '-j', 'y', '-o', `${DIR}/50/sge-$JOB_ID.out`, SCRIPT], options: { cwd: DIR } },
     ]);
     expect(res.batchIds).toEqual(
       new Map([
@@ -129,8 +153,17 @@ describe('SgePlugin.checkJobStatus', () => {
       });
     const got = await new SgePlugin(ex, options()).checkJobStatus(['12.1', '12.2']);
     expect(got.get('12.1')?.state).toBe('COMPLETED');
+    // an untagged name (submitted before grid tags) still maps to its task
     expect(got.get('12.2')).toMatchObject({ state: 'FAILED', exitCode: 1, name: 'firn-41' });
     expect(ex.callsOf('qacct')).toHaveLength(1);
+  });
+  it('gives array tasks of tagged names their own firn-<taskId> (real qstat -xml)', async () => {
+    const ex = new FakeExecutor().on('id', ['-un'], { stdout: 'root\n' }).on('qstat', ['-xml', '-u', 'root'], sge('qstat-xml-grids'));
+    const got = await new SgePlugin(ex, options()).checkJobStatus(['47.2', '46', '48', '50.2']);
+    expect(got.get('47.2')).toMatchObject({ state: 'QUEUED', name: 'firn-41' });
+    expect(got.get('46')).toMatchObject({ state: 'QUEUED', name: 'firn-7' });
+    expect(got.get('50.2')).toMatchObject({ state: 'QUEUED', name: 'firn-51' });
+    expect(got.get('48')).toMatchObject({ state: 'QUEUED', name: 'firn-other-8' }); // not a name of ours: left as SGE reports it
   });
   it('fails loudly when qmaster cannot be reached', async () => {
     const ex = new FakeExecutor()
@@ -159,9 +192,9 @@ describe('SgePlugin.remove / listJobs / cleanQ', () => {
   // the recorded listing with Firn names: job 8 is array firn-a40 (tasks 1 running, 2-3 pending)
   const listing = () =>
     sge('qstat-xml')
-      .stdout.replace(/firn-array2/g, 'firn-a40')
-      .replace(/firn-single/g, 'firn-12')
-      .replace(/firn-held/g, 'firn-13');
+      .stdout.replace(/firn-array2/g, `${P}a40`)
+      .replace(/firn-single/g, `${P}12`)
+      .replace(/firn-held/g, `${P}13`);
   it('lists Firn jobs with the task of every array task, pending ranges expanded', async () => {
     const ex = new FakeExecutor().on('id', ['-un'], { stdout: 'root\n' }).on('qstat', ['-xml', '-u', 'root'], { stdout: listing() });
     expect(await new SgePlugin(ex, options()).listJobs()).toEqual([
@@ -171,6 +204,20 @@ describe('SgePlugin.remove / listJobs / cleanQ', () => {
       { batchId: '8.3', name: 'firn-42', state: 'QUEUED' },
       { batchId: '9', name: 'firn-13', state: 'QUEUED' },
     ]);
+  });
+  it('lists only this grid\'s jobs: never another grid\'s, an untagged or a foreign one (real qstat -xml)', async () => {
+    const run = async (grid: string) => {
+      const ex = new FakeExecutor().on('id', ['-un'], { stdout: 'root\n' }).on('qstat', ['-xml', '-u', 'root'], sge('qstat-xml-grids'));
+      return new SgePlugin(ex, options({ grid })).listJobs();
+    };
+    expect(await run('grid-s')).toEqual([
+      { batchId: '46', name: 'firn-7', state: 'QUEUED' },
+      { batchId: '47.1', name: 'firn-40', state: 'QUEUED' },
+      { batchId: '47.2', name: 'firn-41', state: 'QUEUED' },
+      { batchId: '47.3', name: 'firn-42', state: 'QUEUED' },
+    ]);
+    expect(await run('other')).toEqual([{ batchId: '48', name: 'firn-8', state: 'QUEUED' }]);
+    expect(await run('grid_s')).toEqual([]); // a different grid whose name looks alike
   });
   it('cleanQ removes tasks no longer active', async () => {
     const ex = new FakeExecutor()

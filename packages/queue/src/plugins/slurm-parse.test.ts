@@ -11,7 +11,10 @@ import {
   parseSacct,
   parseSbatchOutput,
   parseSlurmExitCode,
+  parseSinfoNodes,
   parseSqueue,
+  SQUEUE_LIST_FORMAT,
+  slurmExcludeNodes,
   slurmState,
 } from './slurm-parse';
 
@@ -217,5 +220,41 @@ describe('error detection', () => {
     expect(isSlurmAccountingDisabled(slurm('sacct-disabled').stderr)).toBe(true);
     expect(isSlurmAccountingDisabled(slurm('ref-sacct-disabled').stderr)).toBe(true);
     expect(isSlurmAccountingDisabled('sacct: error: Problem talking to the database')).toBe(false);
+  });
+});
+
+describe('the grid comment (%k) and node names', () => {
+  it('reads the job comment of the listing format; (null) means none (real squeue output)', () => {
+    const jobs = parseSqueue(slurm('squeue-fmt-comment').stdout, SQUEUE_LIST_FORMAT);
+    expect(jobs.map((j) => [j.batchId, j.comment, j.name])).toEqual([
+      ['392', 'not firn', 'wrap'],
+      ['391', undefined, 'firn-9'],
+      ['390', 'firn:other%20grid', 'firn-8'],
+      ['389_0', 'firn:grid-a', 'firn-a100'],
+      ['389_1', 'firn:grid-a', 'firn-a100'],
+      ['389_3', 'firn:grid-a', 'firn-a100'],
+      ['388', 'firn:grid-a', 'firn-7'],
+    ]);
+    expect(jobs[0]).toMatchObject({ state: 'QUEUED', rawState: 'PENDING', reason: 'JobHeldUser', rawJobId: '392' });
+  });
+  it('reads node names and hostnames from sinfo -N (each node once)', () => {
+    expect(parseSinfoNodes(slurm('sinfo-nodes').stdout)).toEqual([{ name: 'vm', hostname: 'vm' }]);
+    expect(parseSinfoNodes('n1|n1.example.org\nn2|(null)\nn1|n1.example.org\n\n')).toEqual([
+      { name: 'n1', hostname: 'n1.example.org' },
+      { name: 'n2', hostname: 'n2' },
+    ]);
+  });
+  it('maps black-holed hosts to node names: exact, short ↔ qualified, case-insensitive; others unknown', () => {
+    const nodes = [{ name: 'vm', hostname: 'vm' }, { name: 'n01', hostname: 'n01.cluster.example.org' }, { name: 'gpu7', hostname: 'gpu7' }];
+    expect(slurmExcludeNodes(['VM.example.org', 'n01', 'gpu7.other.org', 'gpu7.x', 'ghost'], nodes)).toEqual({
+      nodes: ['gpu7', 'n01', 'vm'],
+      unknown: ['ghost'],
+    });
+    // two qualified names in different domains are different hosts
+    expect(slurmExcludeNodes(['c1.b.org', 'c1'], [{ name: 'c1.a.org', hostname: 'c1.a.org' }])).toEqual({ nodes: ['c1.a.org'], unknown: ['c1.b.org'] });
+  });
+  it('sbatch refuses the whole submission for an unknown node, and when every node is excluded (real output)', () => {
+    expect(slurm('sbatch-exclude-unknown-node')).toMatchObject({ code: 1, stderr: 'sbatch: error: Batch job submission failed: Invalid node name specified\n' });
+    expect(slurm('sbatch-exclude-every-node').stderr).toContain('Requested node configuration is not available');
   });
 });

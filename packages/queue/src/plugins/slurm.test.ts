@@ -1,13 +1,14 @@
 import { BatchSystemError, ConfigError, ValidationError } from '@firn/core';
 import { FakeExecutor, fixtureCase } from './fake-executor';
 import type { PluginOptions, SubmitBatch, SubmitTask } from './plugin';
-import { SlurmPlugin } from './slurm';
+import { SlurmPlugin, slurmComment } from './slurm';
 
 const slurm = (name: string) => fixtureCase('slurm', name);
 const DIR = '/srv/firn/submit/b1';
 const SCRIPT = `${DIR}/submit.sh`;
 const SQUEUE_ALL = ['--me', '--noheader', '--array', '--states=all', '--format=%i|%A|%T|%r|%j'];
-const SQUEUE_ACTIVE = ['--me', '--noheader', '--array', '--format=%i|%A|%T|%r|%j'];
+const SQUEUE_ACTIVE = ['--me', '--noheader', '--array', '--format=%i|%A|%T|%r|%k|%j'];
+const SINFO = ['-h', '-a', '-N', '-o', '%N|%n'];
 
 function task(taskId: number, req: Partial<SubmitTask['requirements']> = {}): SubmitTask {
   return {
@@ -41,6 +42,8 @@ function inPluginFormat(recorded: string): string {
 function directives(script: string): string[] {
   return script.split('\n').filter((l) => l.startsWith('#SBATCH'));
 }
+/** The script a FakeExecutor was given. */
+const ex0 = (ex: FakeExecutor): string => ex.file(SCRIPT);
 
 describe('SlurmPlugin.writeConfig', () => {
   it('writes directives for the requirements, partition, account and extra lines', async () => {
@@ -105,6 +108,40 @@ describe('SlurmPlugin.writeConfig', () => {
     await new SlurmPlugin(ex, options({ environment: { FOO: "a'b; rm -rf /", EMPTY: '' } })).writeConfig(batch([7]));
     expect(ex.file(SCRIPT)).toContain("FOO='a'\\''b; rm -rf /'\nexport FOO\nEMPTY=''\nexport EMPTY\n");
   });
+  it('excludes black-holed hosts Slurm knows (by node name or hostname, short or qualified); unknown or malformed ones are left out', async () => {
+    const ex = new FakeExecutor().on('sinfo', SINFO, { stdout: 'vm|vm\nn01|n01.cluster.example.org\nn02|n02\nn02|n02\n' });
+    const p = new SlurmPlugin(ex, options({ partition: 'debug' }));
+    await p.writeConfig({ ...batch([7]), excludeHosts: ['n02', 'VM.example.org', 'n01.cluster.example.org', 'ghost', 'bad host;rm -rf /', 'n02'] });
+    const script = ex.file(SCRIPT);
+    expect(directives(script)).toContain('#SBATCH --exclude=n01,n02,vm');
+    expect(directives(script).indexOf('#SBATCH --exclude=n01,n02,vm')).toBe(directives(script).indexOf('#SBATCH --partition=debug') + 1);
+    expect(script).toContain('# Black-holed hosts excluded: n01 n02 vm\n');
+    expect(script).toContain('# Black-holed hosts Slurm does not know (not excluded): ghost\n');
+    expect(script).not.toContain('rm -rf');
+    // the node list is reused for a minute
+    await p.writeConfig({ ...batch([8]), excludeHosts: ['n02'] });
+    expect(directives(ex.file(SCRIPT))).toContain('#SBATCH --exclude=n02');
+    expect(ex.callsOf('sinfo')).toHaveLength(1);
+  });
+  it('runs no sinfo and writes no --exclude when nothing is black-holed, or nothing Slurm knows (real sinfo output)', async () => {
+    const none = new FakeExecutor();
+    await new SlurmPlugin(none, options()).writeConfig({ ...batch([7]), excludeHosts: [] });
+    expect(none.calls).toEqual([]);
+    expect(ex0(none)).not.toContain('--exclude');
+    const ghost = new FakeExecutor().on('sinfo', SINFO, slurm('sinfo-nodes'));
+    await new SlurmPlugin(ghost, options()).writeConfig({ ...batch([7]), excludeHosts: ['ghost.invalid'] });
+    expect(ex0(ghost)).not.toContain('--exclude');
+    expect(ex0(ghost)).toContain('# Black-holed hosts Slurm does not know (not excluded): ghost.invalid');
+    const real = new FakeExecutor().on('sinfo', SINFO, slurm('sinfo-nodes'));
+    await new SlurmPlugin(real, options()).writeConfig({ ...batch([7]), excludeHosts: ['vm'] });
+    expect(directives(ex0(real))).toContain('#SBATCH --exclude=vm');
+  });
+  it('excludes nothing, and says so, when sinfo fails', async () => {
+    const ex = new FakeExecutor().on('sinfo', undefined, { code: 1, stderr: 'slurm_load_partitions: Unable to contact slurm controller (connect failure)\n' });
+    await new SlurmPlugin(ex, options()).writeConfig({ ...batch([7]), excludeHosts: ['vm'] });
+    expect(ex0(ex)).not.toContain('--exclude');
+    expect(ex0(ex)).toContain('# Black-holed hosts NOT excluded (sinfo failed: slurm_load_partitions: Unable to contact slurm controller (connect failure)): vm');
+  });
   it('rejects bad options and paths Slurm would mangle', async () => {
     expect(() => new SlurmPlugin(new FakeExecutor(), options({ partition: 'a b' }))).toThrow(ConfigError);
     expect(() => new SlurmPlugin(new FakeExecutor(), options({ environment: { 'BAD NAME': 'x' } }))).toThrow(/environment\.BAD NAME/);
@@ -117,7 +154,7 @@ describe('SlurmPlugin.submit', () => {
     const ex = new FakeExecutor().on('sbatch', undefined, slurm('sbatch-parsable'));
     const res = await new SlurmPlugin(ex, options()).submit(batch([7]), SCRIPT);
     expect(ex.calls).toEqual([
-      { command: 'sbatch', args: ['--parsable', '--job-name=firn-7', `--output=${DIR}/7/slurm-%j.out`, SCRIPT], options: { cwd: DIR } },
+      { command: 'sbatch', args: ['--parsable', '--job-name=firn-7', '--comment=firn:grid-a', `--output=${DIR}/7/slurm-%j.out`, SCRIPT], options: { cwd: DIR } },
     ]);
     expect(res.batchIds).toEqual(new Map([[7, '11']]));
   });
@@ -125,7 +162,7 @@ describe('SlurmPlugin.submit', () => {
     const ex = new FakeExecutor().on('sbatch', undefined, slurm('sbatch-array-parsable'));
     const res = await new SlurmPlugin(ex, options({ binDir: '/opt/slurm/bin' })).submit(batch([100, 101, 103]), SCRIPT);
     expect(ex.calls.map((c) => [c.command, ...c.args])).toEqual([
-      ['/opt/slurm/bin/sbatch', '--parsable', '--job-name=firn-a100', '--array=0,1,3', `--output=${DIR}/slurm-%A_%a.out`, SCRIPT],
+      ['/opt/slurm/bin/sbatch', '--parsable', '--job-name=firn-a100', '--comment=firn:grid-a', '--array=0,1,3', `--output=${DIR}/slurm-%A_%a.out`, SCRIPT],
     ]);
     expect(res.batchIds).toEqual(
       new Map([
@@ -138,9 +175,9 @@ describe('SlurmPlugin.submit', () => {
   it('splits ids further apart than maxArrayIndex into several submissions', async () => {
     const ex = new FakeExecutor().once('sbatch', undefined, { stdout: '40\n' }).once('sbatch', undefined, { stdout: '41;cluster\n' });
     const res = await new SlurmPlugin(ex, options({ maxArrayIndex: 10 })).submit(batch([1, 2, 50]), SCRIPT);
-    expect(ex.calls.map((c) => c.args.slice(1, 3))).toEqual([
-      ['--job-name=firn-a1', '--array=0,1'],
-      ['--job-name=firn-50', `--output=${DIR}/50/slurm-%j.out`],
+    expect(ex.calls.map((c) => c.args.slice(1, 4))).toEqual([
+      ['--job-name=firn-a1', '--comment=firn:grid-a', '--array=0,1'],
+      ['--job-name=firn-50', '--comment=firn:grid-a', `--output=${DIR}/50/slurm-%j.out`],
     ]);
     expect(res.batchIds).toEqual(
       new Map([
@@ -158,7 +195,7 @@ describe('SlurmPlugin.submit', () => {
     expect(e.message).toBe("sbatch failed (exit 255): sbatch: unrecognized option '--no-such-option'");
     expect(e.exitCode).toBe(255);
     expect(e.stderr).toBe(slurm('sbatch-bad-option').stderr);
-    expect(e.command).toBe(`sbatch --parsable --job-name=firn-7 --output=${DIR}/7/slurm-%j.out ${SCRIPT}`);
+    expect(e.command).toBe(`sbatch --parsable --job-name=firn-7 --comment=firn:grid-a --output=${DIR}/7/slurm-%j.out ${SCRIPT}`);
   });
   it('throws on output without a job id', async () => {
     const ex = new FakeExecutor().on('sbatch', undefined, { stdout: 'sbatch: warning: something\n' });
@@ -253,12 +290,14 @@ describe('SlurmPlugin.remove / listJobs / cleanQ', () => {
     await expect(new SlurmPlugin(ex, options()).remove(['5'])).rejects.toThrow(BatchSystemError);
   });
   const LISTING = [
-    '13_0|20|RUNNING|None|firn-a100',
-    '13_3|13|PENDING|None|firn-a100',
-    '11|11|RUNNING|None|firn-7',
-    '12|12|RUNNING|None|wrap',
-    '14_1|14|PENDING|None|firn-array',
-    '9|9|COMPLETING|JobLaunchFailure|firn-9',
+    '13_0|20|RUNNING|None|firn:grid-a|firn-a100',
+    '13_3|13|PENDING|None|firn:grid-a|firn-a100',
+    '11|11|RUNNING|None|firn:grid-a|firn-7',
+    '12|12|RUNNING|None|(null)|wrap',
+    '14_1|14|PENDING|None|firn:grid-a|firn-array',
+    '9|9|COMPLETING|JobLaunchFailure|firn:grid-a|firn-9',
+    '15|15|RUNNING|None|firn:grid-b|firn-8', // another grid's job on the same account
+    '16|16|RUNNING|None|(null)|firn-6', // no comment: submitted before grids were marked
     '',
   ].join('\n');
   it('lists Firn jobs with the task of every array element', async () => {
@@ -269,6 +308,25 @@ describe('SlurmPlugin.remove / listJobs / cleanQ', () => {
       { batchId: '11', name: 'firn-7', state: 'RUNNING' },
       { batchId: '9', name: 'firn-9', state: 'RUNNING' },
     ]);
+  });
+  it('lists only this grid\'s jobs: the job comment carries the grid (real squeue output)', async () => {
+    const recorded = slurm('squeue-fmt-comment');
+    const mine = new FakeExecutor().on('squeue', SQUEUE_ACTIVE, recorded);
+    expect(await new SlurmPlugin(mine, options()).listJobs()).toEqual([
+      { batchId: '389_0', name: 'firn-100', state: 'QUEUED' },
+      { batchId: '389_1', name: 'firn-101', state: 'QUEUED' },
+      { batchId: '389_3', name: 'firn-103', state: 'QUEUED' },
+      { batchId: '388', name: 'firn-7', state: 'QUEUED' },
+    ]);
+    const other = new FakeExecutor().on('squeue', SQUEUE_ACTIVE, recorded);
+    expect(await new SlurmPlugin(other, options({ grid: 'other grid' })).listJobs()).toEqual([{ batchId: '390', name: 'firn-8', state: 'QUEUED' }]);
+    // the untagged firn-9 and the foreign job belong to nobody here
+    const third = new FakeExecutor().on('squeue', SQUEUE_ACTIVE, recorded);
+    expect(await new SlurmPlugin(third, options({ grid: 'grid-c' })).listJobs()).toEqual([]);
+  });
+  it('encodes the grid into the comment so that it never contains | or spaces', () => {
+    expect(slurmComment('grid-a')).toBe('firn:grid-a');
+    expect(slurmComment('wisc | gpu\nfarm')).toBe('firn:wisc%20%7C%20gpu%0Afarm');
   });
   it('cleanQ removes the jobs whose task is no longer active', async () => {
     const ex = new FakeExecutor().on('squeue', SQUEUE_ACTIVE, { stdout: LISTING }).on('scancel', undefined, { code: 0 });

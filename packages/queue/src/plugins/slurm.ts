@@ -175,7 +175,7 @@ export class SlurmPlugin implements BatchPlugin {
       'The task is firn-<taskId> from the job name, or base + $SLURM_ARRAY_TASK_ID for an array named firn-a<base>.',
       ...exclude.notes,
     ];
-    if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map(chunkJobName).join(' ')}`);
+    if (chunks.length > 1) comments.push(`Split into ${chunks.length} submissions: ${chunks.map((c) => chunkJobName(c)).join(' ')}`);
     const script = renderPilotScript({
       options: o,
       tasks: batch.tasks,

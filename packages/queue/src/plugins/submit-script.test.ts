@@ -9,6 +9,7 @@ import {
   SCRIPT_SELECT_FAILURE,
   batchRequirements,
   checkTasks,
+  excludableHosts,
   extraDirectiveLines,
   formatHms,
   renderPilotScript,
@@ -119,6 +120,19 @@ describe('renderPilotScript, run by /bin/sh', () => {
     expect(r.status).toBe(0);
     expectPilotRan(tasks[1]!, 0);
   });
+  it('reads tasks from names carrying the grid (SGE), and refuses another grid\'s name', () => {
+    const tasks = [task(40), task(41), task(45)];
+    const script = render(tasks, { ...SGE, prefix: 'firn-wisc_1.b-' });
+    expect(run(script, [], { JOB_NAME: 'firn-wisc_1.b-a40', SGE_TASK_ID: '2' }).status).toBe(0);
+    expectPilotRan(tasks[1]!, 0);
+    expect(run(script, [], { JOB_NAME: 'firn-wisc_1.b-45' }).status).toBe(0);
+    expectPilotRan(tasks[2]!, 0);
+    const other = run(script, [], { JOB_NAME: 'firn-other-a40', SGE_TASK_ID: '1' });
+    expect(other.status).toBe(SCRIPT_SELECT_FAILURE);
+    expect(other.stderr).toContain("cannot tell the task from the job name 'firn-other-a40'");
+    expect(fs.existsSync(path.join(tasks[0]!.taskDir, 'stdout'))).toBe(false);
+    expect(() => render(tasks, { ...SGE, prefix: 'firn-a*b-' })).toThrow(ValidationError);
+  });
   it('finds the name in $SLURM_JOB_NAME when $PBS_JOBNAME is not set (Torque wrappers)', () => {
     const tasks = [task(5), task(6)];
     const script = render(tasks, PBS);
@@ -216,6 +230,15 @@ describe('resolveOptions', () => {
     bad({ concurrency: 0 }, /concurrency must be a positive integer, got 0/);
     bad({ maxArrayIndex: -3 }, /maxArrayIndex must be a positive integer, got -3/);
     bad({ grid: '' }, /grid must be a non-empty string/);
+  });
+});
+
+describe('excludableHosts', () => {
+  it('keeps plain hostnames once (case-insensitively), in order; drops anything a directive could not carry', () => {
+    expect(excludableHosts(undefined)).toEqual([]);
+    expect(
+      excludableHosts(['node1', 'gpu-2.example.org', 'NODE1', 'a b', 'x\ny', '-flag', '.hidden', '$(id)', 'h;rm', 'h*', 'n_3', 'x'.repeat(254)]),
+    ).toEqual(['node1', 'gpu-2.example.org', 'n_3']);
   });
 });
 

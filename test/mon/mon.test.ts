@@ -232,6 +232,39 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
     expect((await rpcErrorOf(client, 'pilot.finish', { ...auth, ok: false })).code).toBe(-32009);
   });
 
+  test('pilot.start from a black-holed host is refused (-32009): the task stays QUEUED, history says why; other hosts and the same host after its cool-down start', async () => {
+    await startMon();
+    const seeded = await seedDataset(db, 3);
+    const [a, b, c] = seeded.tasks as [typeof seeded.tasks[0], typeof seeded.tasks[0], typeof seeded.tasks[0]];
+    const until = Date.now() + 60 * 60_000;
+    await db('node').insert({ hostname: 'bh-node-1', grid_id: seeded.gridId, ok_count: 0, fail_count: 4, recent: '', blackholed_until: until, updated_at: Date.now() });
+    await db('node').insert({ hostname: 'bh-node-2', grid_id: seeded.gridId, ok_count: 2, fail_count: 4, recent: '', blackholed_until: Date.now() - 1, updated_at: Date.now() });
+
+    const e = await rpcErrorOf(client, 'pilot.start', { task_id: a.id, passkey: a.passkey, host: 'bh-node-1' });
+    expect({ code: e.code, message: e.message }).toEqual({ code: -32009, message: `host bh-node-1 is black-holed until ${new Date(until).toISOString()}` });
+    const row = await db('task').where({ id: a.id }).first();
+    expect(row).toMatchObject({ status: 'QUEUED', host: null, started_at: null });
+    const hist = await db('history').where({ entity: 'task', entity_id: a.id }).select('action', 'actor', 'from_status', 'to_status', 'reason');
+    expect(hist).toEqual([{ action: 'refuse', actor: 'mon', from_status: null, to_status: null, reason: `pilot.start refused: host bh-node-1 is black-holed until ${new Date(until).toISOString()}` }]);
+    // a wrong passkey from that host still gets the one stale-passkey answer (nothing told, nothing written)
+    expect((await rpcErrorOf(client, 'pilot.start', { task_id: b.id, passkey: 'wrong', host: 'bh-node-1' })).message).toBe('invalid or stale passkey');
+    expect(await db('history').where({ entity: 'task', entity_id: b.id })).toHaveLength(0);
+
+    // another host, and a host whose cool-down is over, start normally
+    await expect(client.call('pilot.start', { task_id: b.id, passkey: b.passkey, host: 'good-node' })).resolves.toMatchObject({ task: { id: b.id } });
+    await expect(client.call('pilot.start', { task_id: c.id, passkey: c.passkey, host: 'bh-node-2' })).resolves.toMatchObject({ task: { id: c.id } });
+    // the refused task starts elsewhere with the same passkey (its batch job was not the last word)
+    await expect(client.call('pilot.start', { task_id: a.id, passkey: a.passkey, host: 'good-node' })).resolves.toMatchObject({ task: { id: a.id } });
+    expect((await db('task').where({ id: a.id }).first()).status).toBe('PROCESSING');
+    // a running task whose host is black-holed meanwhile: a retried start is not refused
+    await db('node').where({ hostname: 'good-node' }).delete();
+    await db('node').insert({ hostname: 'good-node', grid_id: seeded.gridId, ok_count: 0, fail_count: 9, recent: '', blackholed_until: until, updated_at: Date.now() });
+    await expect(client.call('pilot.start', { task_id: b.id, passkey: b.passkey, host: 'good-node' })).resolves.toMatchObject({ task: { id: b.id } });
+    await db('node').where({ hostname: 'good-node' }).delete();
+    // the black-hole refusal is not counted as a stale passkey: only the wrong passkey is
+    expect(await (await fetch(`${mon.url}/metrics`)).text()).toMatch(/^firn_mon_updates_refused_total\{reason="stale"\} 1$/m);
+  });
+
   test('pilot.finish writes the task\'s queued updates first (stats + finish in one JSON-RPC batch)', async () => {
     await startMon({ flush_ms: 100 });
     const seeded = await seedDataset(db, 1);

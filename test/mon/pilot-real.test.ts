@@ -287,6 +287,36 @@ describe('firn-mon on MariaDB with real firn-pilot processes', () => {
     }
   }, 60_000);
 
+  test('a pilot on a black-holed host is refused at pilot.start and exits without running anything; the task stays QUEUED', async () => {
+    const marker = path.join(dir, 'blackhole-ran');
+    const { tasks } = await submit({
+      version: 1,
+      tasks: [{ name: 'never', trays: [{ name: 'only', modules: [{ name: 'touch', class: 'shell', parameters: { command: `touch ${marker}` } }] }] }],
+    }, 1);
+    const task = tasks.get(0)!;
+    const until = Date.now() + 10 * 60_000;
+    // what firn-dh leaves for this host (the name the pilot reports: os.hostname(); earlier tests' pilots may have made its row)
+    if ((await t.db('node').where({ hostname: os.hostname() }).update({ blackholed_until: until, recent: '' })) === 0) {
+      await t.db('node').insert({ hostname: os.hostname(), grid_id: null, ok_count: 0, fail_count: 5, recent: '', blackholed_until: until, updated_at: Date.now() });
+    }
+    try {
+      const exit = await finished(pilot(task), 20_000);
+      expect(exit.code).toBe(3);
+      expect(exit.output).toContain(`host ${os.hostname()} is black-holed until ${new Date(until).toISOString()}`);
+      expect(fs.existsSync(marker)).toBe(false);
+      expect(await taskRow(task.id)).toMatchObject({ status: TaskStatus.QUEUED, host: null, started_at: null });
+      const hist = (await t.db('history').where({ entity: 'task', entity_id: task.id, action: 'refuse' })) as Array<{ actor: string; reason: string }>;
+      expect(hist.map((h) => h.actor)).toEqual(['mon']);
+      expect(await t.db('task_log').where({ task_id: task.id })).toEqual([]);
+    } finally {
+      await t.db('node').where({ hostname: os.hostname() }).update({ blackholed_until: null });
+    }
+    // the cool-down over (here: cleared), the same passkey starts the task
+    expect(await finished(pilot(task), 30_000)).toMatchObject({ code: 0 });
+    expect(fs.existsSync(marker)).toBe(true);
+    expect((await taskRow(task.id)).status).toBe(TaskStatus.READYTOCOPY);
+  }, 60_000);
+
   test('a module exceeding its memory request is killed and the task goes to ERROR with "memory limit exceeded"', async () => {
     const pidFile = path.join(dir, 'hog.pid');
     modulePidFiles.push(pidFile);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import {
   createExecutor,
   createPlugin,
+  gridJobPrefix,
   openQueueDaemon,
   queueSettings,
   type QueueDaemon,
@@ -20,6 +21,7 @@ import {
   alive,
   killRecordedPilots,
   randomTaskIdBase,
+  readRecords,
   recordsByTask,
   serviceEnv,
   sh,
@@ -27,7 +29,7 @@ import {
   tempDir,
   writeStandInPilot,
 } from './support/harness';
-import { seedDataset, statusOf } from './support/seed';
+import { blackholeNode, seedDataset, statusOf } from './support/seed';
 import { scancelTasks } from './support/slurm';
 
 interface System {
@@ -80,6 +82,7 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
   let sshUid: number | undefined;
   const daemons: QueueDaemon[] = [];
   let seeded: number[] = [];
+  let idBase = 0;
 
   beforeAll(() => {
     for (const s of sys.services) if (startService(s) === 'skip') available = false;
@@ -89,11 +92,12 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
     }
   });
 
-  const config = (queue: Record<string, string | number> = {}): FirnConfig => {
+  /** `o`: another database (another Firn instance) and records directory. */
+  const config = (queue: Record<string, string | number> = {}, o: { dbUrl?: string; records?: string } = {}): FirnConfig => {
     const ssh = serviceEnv('ssh');
     return loadConfig({
       overrides: {
-        db: { url: t.url },
+        db: { url: o.dbUrl ?? t.url },
         queue: {
           grid: `${sys.plugin}${sys.ssh ? '-ssh' : ''}-${process.pid}`,
           plugin: sys.plugin,
@@ -105,7 +109,7 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
         },
         system: { pilot },
         mon: { url: 'http://mon.test.invalid:8581' },
-        environment: { FIRN_TEST_RECORD: records, SITE_NOTE: "it's a test" },
+        environment: { FIRN_TEST_RECORD: o.records ?? records, SITE_NOTE: "it's a test" },
       },
     });
   };
@@ -133,7 +137,7 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
   beforeEach(async () => {
     if (!available) return;
     t = await createTestDb(sys.db);
-    await randomTaskIdBase(t.db, sys.db);
+    idBase = await randomTaskIdBase(t.db, sys.db);
     dir = tempDir('firn-queue-bs-', sshUid);
     records = path.join(dir, 'records');
     fs.mkdirSync(records, { mode: 0o777 });
@@ -215,6 +219,111 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
     expect(after[2]!.error_summary).toMatch(/cancel|vanished|ended|fail/i);
     expect(alive(pid(keep))).toBe(true);
   }, 180_000);
+
+  /** The submit script of the batch that holds this task (in the daemon's submit_dir). */
+  const scriptOf = (taskId: number, submitDir = path.join(dir, 'submit')): string => {
+    const batch = fs.readdirSync(submitDir).find((b) => fs.existsSync(path.join(submitDir, b, `task-${taskId}`)));
+    if (!batch) throw new Error(`no batch directory holds task ${taskId}`);
+    return fs.readFileSync(path.join(submitDir, batch, 'submit.sh'), 'utf8');
+  };
+
+  // PBS cannot exclude nodes (see pbs.ts); there firn-mon's refusal at pilot.start is all
+  if (sys.plugin !== 'pbs') test('black-holed nodes of the grid are kept out by the batch system itself; hosts it does not know do no harm', async () => {
+    if (!available) return;
+    const d = await open();
+    const until = Date.now() + 60 * 60_000;
+    if (sys.plugin === 'slurm') {
+      const node = serviceEnv('slurm').SLURM_NODE ?? 'vm';
+      await blackholeNode(t.db, node, d.grid, until);
+      await blackholeNode(t.db, 'ghost.invalid', d.grid, until);
+      const [id] = (await seed(d, 1)) as [number];
+      // The test partition has one node: with it excluded, sbatch refuses the job outright
+      // (on a bigger cluster it would run elsewhere). A host Slurm does not know is left out
+      // of --exclude — naming it would make sbatch refuse every job ("Invalid node name").
+      const r = await d.runCycle();
+      expect(r).toMatchObject({ claimed: 1, submitted: 0, submit_failed: 1, blackholed_hosts: 2 });
+      const row = (await rows([id]))[0]!;
+      expect(row).toMatchObject({ status: 'WAITING', submit_errors: 1 });
+      expect(row.error_summary).toContain('Requested node configuration is not available');
+      expect(row.error_summary).not.toContain('Invalid node name');
+      // the node's cool-down ends: submitted without --exclude (the unknown host only noted), and it runs
+      await t.db('node').where('hostname', node).update({ blackholed_until: Date.now() - 1 });
+      await cycleUntil(d, [id], 'QUEUED', 'the task submitted once the node is out of its cool-down');
+      const script = scriptOf(id);
+      expect(script).not.toContain('--exclude');
+      expect(script).toContain('# Black-holed hosts Slurm does not know (not excluded): ghost.invalid');
+      await waitUntil(() => recordsByTask(records).has(id), 90_000, 'the pilot to run', 250);
+    } else {
+      const host = serviceEnv('sge').SGE_HOST ?? 'localhost'; // SGE's name for its only execution host
+      await blackholeNode(t.db, host, d.grid, until);
+      await blackholeNode(t.db, 'ghost.invalid', d.grid, until);
+      const [id] = (await seed(d, 1)) as [number];
+      expect(await d.runCycle()).toMatchObject({ claimed: 1, submitted: 1, blackholed_hosts: 2 });
+      const row = (await rows([id]))[0]!;
+      expect(row.status).toBe('QUEUED');
+      expect(scriptOf(id)).toContain(`#$ -l hostname=!ghost.invalid&!${host}&!${host}.*\n`);
+      // SGE takes the job and keeps it waiting: its only host is excluded
+      const env = { ...process.env, ...sys.env() } as Record<string, string>;
+      const info = await waitUntil(() => {
+        const out = sh('qstat', ['-j', row.batch_id!], env);
+        return /cannot run in queue .* because it offers only qf:hostname=/.test(out) ? out : '';
+      }, 60_000, 'the SGE scheduler to say why the job cannot run', 500);
+      expect(info).toMatch(new RegExp(`job_name:\\s+${gridJobPrefix(d.settings.grid).replace(/\./g, '\\.')}${id}\\n`));
+      expect(recordsByTask(records).size).toBe(0);
+      // its own (grid-tagged) job is found by cleanQ: suspending the task cancels it
+      await transition(t.db, { taskIds: [id], from: TaskStatus.QUEUED, to: TaskStatus.SUSPENDED, by: 'tray', actor: 'user:alice' });
+      expect((await d.runCycle()).removed).toBe(1);
+      await waitUntil(() => !sh('qstat', ['-xml'], env).includes(`<JB_job_number>${row.batch_id}</JB_job_number>`), 60_000, 'the job deleted', 500);
+    }
+  }, 180_000);
+
+  if (sys.plugin !== 'pbs') test('another grid (another Firn instance, same task ids) on the same batch account: neither cancels nor adopts the other\'s jobs', async () => {
+    if (!available) return;
+    fs.writeFileSync(path.join(records, 'hold'), '');
+    const recordsB = path.join(dir, 'records-b');
+    fs.mkdirSync(recordsB, { mode: 0o777 });
+    fs.chmodSync(recordsB, 0o777);
+    fs.writeFileSync(path.join(recordsB, 'hold'), '');
+    const t2 = await createTestDb(sys.db);
+    let b: QueueDaemon | undefined;
+    try {
+      await randomTaskIdBase(t2.db, sys.db, idBase);
+      const a = await open();
+      const ids = await seed(a, 2);
+      expect(await a.runCycle()).toMatchObject({ submitted: 2, errors: [] });
+      await waitUntil(() => recordsByTask(records).size === 2, 90_000, 'grid A\'s two pilots running', 250);
+
+      // the other instance: a grid name with characters no job name may carry, the same task ids
+      b = await openQueueDaemon(config({ grid: `other grid/${process.pid}`, submit_dir: path.join(dir, 'submit-b') }, { dbUrl: t2.url, records: recordsB }), {
+        logger: nullLogger, lostGraceMs: 0, env: { ...process.env, ...sys.env() },
+      });
+      const dsB = await seedDataset(t2.db, { jobs: 2, grids: [b.grid], tasks: [{ name: 'sim', req: { cpu: 1, memory: 100, time: 10 } }] });
+      expect(dsB.all).toEqual(ids);
+      const [x, y] = ids as [number, number];
+      // there x is suspended (its cleanQ cancels any job of task x it sees) and y a claim whose
+      // lease expired (its recovery adopts any queued job of task y it sees)
+      await t2.db('task').where('id', x).update({ status: TaskStatus.SUSPENDED });
+      await t2.db('task').where('id', y).update({ status: TaskStatus.QUEUEING, grid_id: b.grid, lease_until: Date.now() - 1000, passkey_hash: 'x'.repeat(64) });
+      const rb = await b.runCycle();
+      // nothing of A's seen: y given back (then claimed and submitted anew by B), nothing removed or adopted
+      expect(rb).toMatchObject({ removed: 0, adopted: 0, released: 1, claimed: 1, submitted: 1, errors: [] });
+      await waitUntil(() => recordsByTask(recordsB).size === 1, 90_000, 'grid B\'s pilot running', 250);
+      const rowB = (await t2.db('task').where('id', y).first()) as { status: string; batch_id: string };
+      expect(rowB.status).toBe('QUEUED');
+      expect((await rows(ids)).map((r) => r.batch_id)).not.toContain(rowB.batch_id);
+
+      // and A does not see B's job of its task y (it would cancel it as superseded by its own)
+      expect(await a.runCycle()).toMatchObject({ removed: 0, evicted: 0, adopted: 0, errors: [] });
+      expect(await b.runCycle()).toMatchObject({ removed: 0, evicted: 0, adopted: 0, errors: [] });
+      for (const rec of [...readRecords(records), ...readRecords(recordsB)]) expect({ task: rec.task, alive: alive(rec.pid) }).toEqual({ task: rec.task, alive: true });
+      expect((await rows(ids)).map((r) => r.status)).toEqual(['QUEUED', 'QUEUED']);
+    } finally {
+      await b?.close();
+      fs.rmSync(path.join(recordsB, 'hold'), { force: true });
+      killRecordedPilots(recordsB);
+      await t2.drop();
+    }
+  }, 240_000);
 
   // over ssh the PATH is the remote account's own: the shim case is defined for the local executor only
   if (!sys.ssh) test('a failing submit command (PATH shim) leaves the tasks WAITING with its message, nothing lost', async () => {

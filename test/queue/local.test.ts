@@ -3,12 +3,13 @@
  * config → settings → plugin path, a stand-in pilot, and the CLI.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { openQueueDaemon, type QueueDaemon } from '@firn/queue';
 import { TaskStatus, loadConfig, nullLogger, transition } from '@firn/core';
 import { createTestDb, DB_KINDS, waitUntil, type TestDb } from '../helpers/db';
 import { alive, killRecordedPilots, randomTaskIdBase, recordsByTask, runQueue, spawnQueue, tempDir, writeIni, writeStandInPilot } from './support/harness';
-import { seedDataset, statusOf } from './support/seed';
+import { blackholeNode, seedDataset, statusOf } from './support/seed';
 
 const MON = 'http://mon.test.invalid:8581';
 
@@ -27,8 +28,8 @@ describe.each(DB_KINDS)('firn-queue, local plugin, %s', (kind) => {
     environment: { FIRN_TEST_RECORD: records, ...environment },
     log: { level: 'warn' },
   });
-  const open = async (queue: Record<string, string | number> = {}, environment: Record<string, string> = {}) => {
-    const d = await openQueueDaemon(loadConfig({ overrides: config(queue, environment) }), { logger: nullLogger, lostGraceMs: 0 });
+  const open = async (queue: Record<string, string | number> = {}, environment: Record<string, string> = {}, now?: () => number) => {
+    const d = await openQueueDaemon(loadConfig({ overrides: config(queue, environment) }), { logger: nullLogger, lostGraceMs: 0, now });
     daemons.push(d);
     return d;
   };
@@ -74,6 +75,30 @@ describe.each(DB_KINDS)('firn-queue, local plugin, %s', (kind) => {
     const row = (await t.db('task').where('id', ds.all[0]).first()) as { evictions: number; error_summary: string };
     expect(row.evictions).toBe(1);
     expect(row.error_summary).toMatch(/ended without the pilot finishing/);
+  });
+
+  test('this host black-holed: a cycle claims nothing; after the cool-down it claims and runs the tasks', async () => {
+    const t0 = Date.now();
+    let clock = t0;
+    const d = await open({}, {}, () => clock);
+    // what firn-dh leaves after this host (the name the pilot reports) failed too often
+    await blackholeNode(t.db, os.hostname(), d.grid, t0 + 10 * 60_000);
+    const ds = await seedDataset(t.db, { jobs: 2, grids: [d.grid] });
+    const r = await d.runCycle();
+    expect(r).toMatchObject({ claimed: 0, submitted: 0, errors: [], claim_skipped: `this host (${os.hostname()}) is black-holed` });
+    expect(await statusOf(t.db, ds.all)).toEqual({ [ds.all[0]!]: 'WAITING', [ds.all[1]!]: 'WAITING' });
+    expect(await t.db('history').where({ entity: 'task', to_status: 'QUEUEING' })).toHaveLength(0);
+    expect(fs.existsSync(path.join(dir, 'submit', '.firn-local'))).toBe(false);
+    // still inside the cool-down: still nothing
+    clock = t0 + 10 * 60_000 - 1;
+    expect((await d.runCycle()).claimed).toBe(0);
+    // the cool-down is over
+    clock = t0 + 10 * 60_000 + 1;
+    const after = await d.runCycle();
+    expect(after).toMatchObject({ claimed: 2, submitted: 2, errors: [] });
+    expect(after.claim_skipped).toBeUndefined();
+    await waitUntil(() => recordsByTask(records).size === 2, 30_000, 'both pilots run on this host');
+    expect([...recordsByTask(records).keys()].sort()).toEqual([...ds.all].sort());
   });
 
   test('cleanQ kills the job of a suspended task', async () => {

@@ -109,6 +109,20 @@ slurm() {
   rec job-output-oom cat "slurm-$OOM.out"
   rec job-output-timeout cat "slurm-$TIMEOUT.out"
   rec jobcomp-log-lines grep -E "^JobId=($(tr ',' '|' <<<"$ids")) " /var/log/slurm/jobcomp.log
+  for j in $(squeue -h -o %A | sort -u); do scancel "$j"; done
+  # grids (job comments, as firn-queue's listJobs reads them) and black-holed node exclusion
+  sleep 2
+  local A B C D E
+  A=$(sbatch --parsable --hold -J firn-7 --comment=firn:grid-a --wrap true)
+  B=$(sbatch --parsable --hold -J firn-a100 --array=0,1,3 --comment=firn:grid-a --wrap true)
+  C=$(sbatch --parsable --hold -J firn-8 --comment=firn:other%20grid --wrap true)
+  D=$(sbatch --parsable --hold -J firn-9 --wrap true)
+  E=$(sbatch --parsable --hold -J wrap --comment='not firn' --wrap true)
+  note "held jobs: grid-a firn-7=$A grid-a array firn-a100=$B other grid firn-8=$C no comment firn-9=$D other job=$E"
+  rec squeue-fmt-comment squeue --me --noheader --array --format='%i|%A|%T|%r|%k|%j'
+  rec sinfo-nodes sinfo -h -a -N -o '%N|%n'
+  rec sbatch-exclude-unknown-node sbatch --parsable --exclude=nosuchnode --wrap true
+  rec sbatch-exclude-every-node sbatch --parsable --exclude="$(sinfo -h -N -o %N | sort -u | paste -sd,)" --wrap true
   # clean up whatever is left
   for j in $(squeue -h -o %A | sort -u); do scancel "$j"; done
 }
@@ -185,6 +199,22 @@ sge() {
   rec qacct-failed qacct -j "$FAIL"
   rec qacct-deleted qacct -j "$SINGLE"
   rec qacct-unknown qacct -j 999999
+  qdel -u root >/dev/null 2>&1 || true
+  # grid-tagged names (grid "grid-s" is tagged grid_s_f4868d29) beside another grid's, untagged and foreign jobs; host exclusion
+  sleep 2
+  local A B C D E F G
+  A=$(qsub -terse -h -N firn-grid_s_f4868d29-7 job.sh)
+  B=$(qsub -terse -h -N firn-grid_s_f4868d29-a40 -t 1-3 job.sh)
+  C=$(qsub -terse -h -N firn-other-8 job.sh)
+  D=$(qsub -terse -h -N firn-9 job.sh)
+  E=$(qsub -terse -h -N firn-a50 -t 1-2 job.sh)
+  F=$(qsub -terse -h -N analysis job.sh)
+  note "held jobs (grid-s is tagged grid_s_f4868d29): grid-s firn-…-7=$A grid-s array firn-…-a40=$B other grid firn-other-8=$C untagged firn-9=$D untagged array firn-a50=$E other job=$F"
+  rec qstat-xml-grids qstat -xml -u root
+  rec qsub-terse-exclude-host qsub -terse -N firn-grid_s_f4868d29-12 -l 'hostname=!localhost&!localhost.*' job.sh
+  G=$(cat "$DIR/qsub-terse-exclude-host.out")
+  sleep 8
+  rec qstat-j-excluded-host qstat -j "$G"
   qdel -u root >/dev/null 2>&1 || true
 }
 

@@ -135,10 +135,10 @@ export function writeIni(file: string, sections: Record<string, Record<string, s
 /**
  * Start task ids at a random high base, so that concurrently running test files (each with
  * its own database, all submitting to the same batch system as the same user) never use
- * the same job names `firn-<taskId>`.
+ * the same job names `firn-<taskId>`. Give `base` to make two databases use the same ids
+ * (two Firn instances sharing a batch account).
  */
-export async function randomTaskIdBase(db: Db, kind: DbKind): Promise<number> {
-  const base = 1_000_000 + crypto.randomInt(0, 2_000_000) * 100;
+export async function randomTaskIdBase(db: Db, kind: DbKind, base: number = 1_000_000 + crypto.randomInt(0, 2_000_000) * 100): Promise<number> {
   if (kind === 'mariadb') await db.raw('ALTER TABLE task AUTO_INCREMENT = ?', [base]);
   else {
     await db('sqlite_sequence').where('name', 'task').delete();

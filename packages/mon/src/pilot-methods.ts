@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import {
-  ConflictError, TaskStatus, chunk, isMysql, now, recordHistory, sha256Hex, transition, withTransaction,
+  ConflictError, RateLimitedError, TaskStatus, chunk, isMysql, now, recordHistory, sha256Hex, transition, withTransaction,
   type Db, type Logger, type RpcMethod, type Trx,
 } from '@firn/core';
 import { forUpdate, passkeyDigest, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
@@ -243,8 +243,11 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     received('pilot.start');
     const digest = passkeyDigest(p.passkey);
     const task = await withTransaction(db, async (trx): Promise<TaskRow | { refused: string }> => {
-      const row = await lockTask(trx, p.task_id, digest, [TaskStatus.QUEUED, TaskStatus.PROCESSING]);
+      const row = await lockTask(trx, p.task_id, digest, [TaskStatus.QUEUEING, TaskStatus.QUEUED, TaskStatus.PROCESSING]);
       if (row.status === TaskStatus.PROCESSING) return row; // a retried start: same answer, no writes
+      // The batch job started before its site recorded the submission (QUEUEING → QUEUED
+      // follows the submit command): the passkey is right, so "not yet", never "stale".
+      if (row.status === TaskStatus.QUEUEING) throw new RateLimitedError(`task ${row.id} is still being queued by its site; retry pilot.start`);
       const t = now();
       const host = p.host ?? null;
       if (host) {

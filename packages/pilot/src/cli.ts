@@ -4,6 +4,7 @@
  *
  *   firn-pilot --mon URL --task ID --passkey-file F [--scratch DIR] [--cache DIR] [--ca FILE] [--insecure]
  *   firn-pilot --unmonitored --config-file F --out DIR [--job N] [--dataset D] [--jobs-total T] [--task NAME]
+ *   firn-pilot --worker [options]   (worker.ts)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +23,10 @@ Monitored (started by firn-queue):
 Unmonitored (no firn-mon; writes DIR/report.json):
   firn-pilot --unmonitored --config-file FILE --out DIR [--job N] [--dataset D]
              [--jobs-total T] [--task NAME] [--args JSON] [--site-temp URL] [options]
+
+Worker (kept by firn-queue's local plugin; runs monitored tasks one after another,
+each given as a JSON line on stdin; options are put before every task's own):
+  firn-pilot --worker [options]
 
 Options:
   --mon URL              firn-mon base URL (http:// or https://)

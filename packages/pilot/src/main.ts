@@ -1,5 +1,6 @@
 /** Process entry point of firn-pilot (and of the bundle): signals → abort, exit code. */
 import { main } from './cli';
+import { runWorker } from './worker';
 
 const ac = new AbortController();
 let signalled = 0;
@@ -11,7 +12,12 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: ac.signal }).then(
+const argv = process.argv.slice(2);
+const run = argv.includes('--worker')
+  ? runWorker(argv, { input: process.stdin, output: process.stdout, stderr: process.stderr, env: process.env, signal: ac.signal })
+  : main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: ac.signal });
+
+run.then(
   (code) => {
     process.exitCode = code;
     // Do not wait for stray timers or sockets: the work is done.

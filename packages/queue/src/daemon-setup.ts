@@ -22,7 +22,7 @@ export async function openQueueDaemon(config: FirnConfig, options: OpenQueueDaem
   const db = await connect(config.db.url, { poolMax: config.db.pool_max });
   try {
     const executor = createExecutor(settings, options.logger, options.env);
-    const plugin = createPlugin(settings.plugin, executor, settings.pluginOptions);
+    const plugin = createPlugin(settings.plugin, executor, { ...settings.pluginOptions, onWarning: (m) => options.logger.warn(m, { grid: settings.grid }) });
     const daemon = new QueueDaemon({
       db, settings, plugin, executor, logger: options.logger, closeDb: true, crashAt: options.crashAt, lostGraceMs: options.lostGraceMs, now: options.now,
     });

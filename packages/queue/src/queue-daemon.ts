@@ -576,6 +576,7 @@ export class QueueDaemon {
     this.crashPoint('after-submit');
     const queued = await this.markQueued(result.batchIds, 'submitted');
     r.submitted += queued.length;
+    await this.plugin.submitted?.().catch((e: unknown) => this.logger.warn('plugin could not start the submitted jobs; the next cycle will', { error: message(e) }));
     const missing = ids.filter((id) => !result.batchIds.has(id));
     if (missing.length) this.logger.warn('submit returned no batch id for some tasks; their lease will settle them', { tasks: missing });
     this.logger.info('submitted', { tasks: queued.length, batch: [...result.batchIds.values()].slice(0, 3).join(' ') });

@@ -144,6 +144,9 @@ export function queueSettings(cfg: FirnConfig): QueueSettings {
       account: q.account,
       extraDirectives,
       concurrency: q.concurrency,
+      pilotReuse: q.pilot_reuse,
+      pilotIdleSeconds: q.pilot_idle_seconds,
+      startAfterSubmitted: true,
       submitDir,
     },
   };

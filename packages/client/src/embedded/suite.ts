@@ -123,7 +123,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<EmbeddedSuite> 
 
     const settings = queueSettings(config);
     const executor = createExecutor(settings, logger);
-    const plugin = createPlugin(settings.plugin, executor, settings.pluginOptions);
+    const plugin = createPlugin(settings.plugin, executor, { ...settings.pluginOptions, onWarning: (m) => logger.warn(m, { grid: settings.grid }) });
     const queue = new QueueDaemon({ db, settings, plugin, executor, logger });
     await queue.init();
     queue.start();

@@ -17,6 +17,15 @@
  *   [environment] exported by the script: the daemon's own variables (which may hold
  *   secrets) are not inherited.
  * Requirements (cpu, memory, time) are not enforced locally.
+ * - Long-lived pilots (`pilotReuse` > 1 and the pilot is Firn's `firn-pilot`): instead of
+ *   `/bin/sh submit.sh` per task, a task is handed to an idle `firn-pilot --worker` of a
+ *   PilotPool (local-pool.ts), which runs it exactly as the script would run the pilot and
+ *   writes the same stdout, stderr and exit_code files. Its pid file then names the worker
+ *   (third field `worker`), so a job is over once its exit_code exists even though the worker
+ *   lives on; remove() asks the worker to stop the task, and signals the worker's group only
+ *   when the task is not ours (an earlier daemon's worker, which runs nothing else) or does
+ *   not stop within the grace period. A task with its own command (firn run) always runs
+ *   through the script.
  * - Black holes: every job runs on this host, so `workerHost` is `os.hostname()` (what the
  *   pilot reports) and the daemon claims nothing while it is black-holed;
  *   `SubmitBatch.excludeHosts` has nothing to choose from and is ignored.
@@ -29,6 +38,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, ValidationError, type Executor } from '@firn/core';
 import { cleanQueue } from './batch-command';
+import { PilotPool } from './local-pool';
 import {
   BatchState,
   jobNameFor,
@@ -51,11 +61,27 @@ interface LocalJob {
   seq: number;
   /** Why the job could not be started (script or directory gone, spawn failed): it is FAILED. */
   startError?: string;
+  /** The task's passkey file, when it may run in a pilot worker (no command of its own). */
+  passkeyFile?: string;
+}
+
+/** A job's pid file: the process that runs it; `worker` when that is a pilot worker. */
+interface PidRecord {
+  pid: number;
+  start: string;
+  worker: boolean;
+}
+
+/** Is the configured pilot Firn's own (the bundle or the single executable), which knows --worker? */
+export function isFirnPilot(words: readonly string[]): boolean {
+  return words.some((w) => /(^|\/)firn-pilot(\.c?js)?$/.test(w));
 }
 
 const ENV_PASSED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL'];
 /** Records of finished jobs are kept this long for checkJobStatus, then pruned. */
 const RETAIN_MS = 7 * 24 * 3600 * 1000;
+/** A submitted job waits at most this long for submitted() before it may start anyway. */
+const HELD_MAX_MS = 60_000;
 /** SIGTERM first; SIGKILL this much later if the process group is still there. */
 const KILL_GRACE_MS = 10_000;
 
@@ -121,6 +147,13 @@ export class LocalPlugin implements BatchPlugin {
   private readonly finished = new Map<string, LocalJob>();
   private seq = 0;
   private closed = false;
+  /**
+   * Jobs submitted but not yet confirmed by submitted() (startAfterSubmitted): not started
+   * before, nor after HELD_MAX_MS (the daemon failed to record them; its recovery decides).
+   */
+  private readonly held = new Map<string, number>();
+  /** Long-lived pilots, or null: a pilot process per task. */
+  private readonly pool: PilotPool | null;
 
   /** The executor is not used: the local plugin runs processes and files on this host. */
   constructor(_executor: Executor | null, options: PluginOptions) {
@@ -130,6 +163,61 @@ export class LocalPlugin implements BatchPlugin {
     }
     this.registry = path.join(options.submitDir, '.firn-local');
     this.concurrency = options.concurrency ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+    const reuse = options.pilotReuse ?? 1;
+    if (!Number.isInteger(reuse) || reuse < 1) throw new ConfigError(`local plugin: pilotReuse must be a positive integer, got ${reuse}`);
+    const idle = options.pilotIdleSeconds ?? 30;
+    if (!(idle > 0)) throw new ConfigError(`local plugin: pilotIdleSeconds must be a positive number, got ${idle}`);
+    this.pool =
+      reuse > 1 && isFirnPilot(this.options.pilotWords)
+        ? new PilotPool({
+            words: this.options.pilotWords,
+            env: this.childEnv(),
+            cwd: options.submitDir,
+            logFile: path.join(this.registry, 'pilot-workers.log'),
+            size: this.concurrency,
+            reuse,
+            idleMs: idle * 1000,
+            onDone: (jobId, code) => void this.workerDone(jobId, code),
+            onExit: () => {
+              if (!this.closed) void this.pump().catch(() => undefined);
+            },
+            ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+          })
+        : null;
+  }
+
+  /** Pilot workers alive (tests, diagnostics); 0 without a pool. */
+  get workerCount(): number {
+    return this.pool?.count ?? 0;
+  }
+
+  /** Why pilot workers are off although configured, or null. */
+  get workerProblem(): string | null {
+    return this.pool?.disabled ?? null;
+  }
+
+  /** What every pilot gets: a minimal environment plus [environment] (the script exports the latter itself). */
+  private childEnv(withConfigured = true): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const k of ENV_PASSED) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    if (withConfigured) {
+      env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+      Object.assign(env, this.options.environment);
+    }
+    return env;
+  }
+
+  /** A worker finished a job: its exit_code must be there, or the job failed in a way we record. */
+  private async workerDone(jobId: string, code: number): Promise<void> {
+    const job = await this.read(jobId).catch(() => null);
+    if (job && (await readText(path.join(job.taskDir, 'exit_code')).catch(() => null)) === null) {
+      const why = `the pilot worker ended the task with code ${code} but could not write ${path.join(job.taskDir, 'exit_code')}`;
+      await fs.writeFile(this.recordPath(job.id), JSON.stringify({ ...job, startError: why }) + '\n', { mode: 0o600 }).catch(() => undefined);
+    }
+    if (!this.closed) await this.pump().catch(() => undefined);
   }
 
   async writeConfig(batch: SubmitBatch): Promise<string> {
@@ -166,12 +254,19 @@ export class LocalPlugin implements BatchPlugin {
         taskDir: t.taskDir,
         submittedAt: Date.now(),
         seq: this.seq++,
+        ...(t.command === undefined ? { passkeyFile: t.passkeyFile } : {}),
       };
       await fs.writeFile(this.recordPath(job.id), JSON.stringify(job) + '\n', { mode: 0o600 });
       batchIds.set(t.taskId, job.id);
+      if (this.options.startAfterSubmitted) this.held.set(job.id, Date.now());
     }
-    await this.pump();
+    if (!this.options.startAfterSubmitted) await this.pump();
     return { batchIds };
+  }
+
+  async submitted(): Promise<void> {
+    this.held.clear();
+    await this.pump();
   }
 
   async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
@@ -190,6 +285,18 @@ export class LocalPlugin implements BatchPlugin {
       if (!job) continue;
       await fs.writeFile(this.cancelPath(job), `${new Date().toISOString()}\n`);
       const pid = await this.readPid(job);
+      if (pid?.worker) {
+        if ((await readText(path.join(job.taskDir, 'exit_code'))) !== null) continue; // over: the worker runs something else now
+        if (this.pool?.cancel(job.id)) {
+          const pool = this.pool;
+          const timer = setTimeout(() => {
+            if (pool.runs(job.id)) pool.kill(job.id);
+          }, KILL_GRACE_MS);
+          timer.unref();
+          continue;
+        }
+        // an earlier daemon's worker: it runs this task and nothing after it, so it may be signalled
+      }
       if (pid && isAlive(pid.pid, pid.start)) {
         killGroup(pid.pid, 'SIGTERM');
         const timer = setTimeout(() => {
@@ -216,9 +323,13 @@ export class LocalPlugin implements BatchPlugin {
     return cleanQueue(this, keep);
   }
 
-  /** Stop reacting to child exits. Running pilots are left alone: they outlive the daemon by design. */
+  /**
+   * Stop reacting to child exits. Running pilots are left alone: they outlive the daemon by
+   * design (idle pilot workers exit now, busy ones after their task).
+   */
   async close(): Promise<void> {
     this.closed = true;
+    this.pool?.close();
     for (const child of this.children.values()) child.removeAllListeners('exit');
     this.children.clear();
     await this.queueChain;
@@ -268,11 +379,11 @@ export class LocalPlugin implements BatchPlugin {
     return jobs.sort((a, b) => a.submittedAt - b.submittedAt || a.seq - b.seq);
   }
 
-  private async readPid(job: LocalJob): Promise<{ pid: number; start: string } | null> {
+  private async readPid(job: LocalJob): Promise<PidRecord | null> {
     const text = await readText(this.pidPath(job));
     if (text === null) return null;
-    const [pid = '', start = ''] = text.trim().split(/\s+/);
-    return { pid: Number(pid), start };
+    const [pid = '', start = '', kind = ''] = text.trim().split(/\s+/);
+    return { pid: Number(pid), start, worker: kind === 'worker' };
   }
 
   private async stateOf(job: LocalJob): Promise<BatchJobStatus> {
@@ -283,7 +394,9 @@ export class LocalPlugin implements BatchPlugin {
     if (!pid) {
       return cancelled ? { ...base, state: BatchState.CANCELLED, rawState: 'cancelled', reason: 'removed before it started' } : { ...base, state: BatchState.QUEUED, rawState: 'waiting' };
     }
-    const alive = isAlive(pid.pid, pid.start);
+    // a worker lives on after the task: the task is over once its exit_code exists
+    const workerDone = pid.worker && (await readText(path.join(job.taskDir, 'exit_code'))) !== null;
+    const alive = !workerDone && isAlive(pid.pid, pid.start);
     if (cancelled) return { ...base, state: BatchState.CANCELLED, rawState: alive ? 'cancelling' : 'cancelled', reason: 'removed' };
     if (alive) return { ...base, state: BatchState.RUNNING, rawState: 'running' };
     const exitText = await readText(path.join(job.taskDir, 'exit_code'));
@@ -322,8 +435,13 @@ export class LocalPlugin implements BatchPlugin {
     }
     for (const job of waiting) {
       if (running >= this.concurrency || this.closed) break;
+      const heldSince = this.held.get(job.id);
+      if (heldSince !== undefined) {
+        if (now - heldSince < HELD_MAX_MS) continue;
+        this.held.delete(job.id);
+      }
       try {
-        await this.start(job);
+        if (!(await this.start(job))) break;
         running++;
       } catch (e) {
         const why = `could not start: ${e instanceof Error ? e.message : String(e)}`;
@@ -332,15 +450,19 @@ export class LocalPlugin implements BatchPlugin {
     }
   }
 
-  private async start(job: LocalJob): Promise<void> {
+  /** Start a job; false when every pilot worker is busy (it stays queued until one is done). */
+  private async start(job: LocalJob): Promise<boolean> {
     await fs.access(job.script); // throws ENOENT with the path when the batch dir was cleaned up
     if (!(await fs.stat(job.taskDir)).isDirectory()) throw new Error(`${job.taskDir} is not a directory`);
     await fs.rm(path.join(job.taskDir, 'exit_code'), { force: true });
-    const env: Record<string, string> = {};
-    for (const k of ENV_PASSED) {
-      const v = process.env[k];
-      if (v !== undefined) env[k] = v;
+    if (this.pool && job.passkeyFile) {
+      const o = this.options;
+      const argv = ['--mon', o.monUrl, '--task', String(job.taskId), '--passkey-file', job.passkeyFile, ...(o.scratch ? ['--scratch', o.scratch] : [])];
+      const got = await this.pool.run(job.id, job.taskDir, argv, (pid, start) => fs.writeFile(this.pidPath(job), `${pid} ${start} worker\n`));
+      if (got === 'busy') return false;
+      if (got !== 'disabled') return true;
     }
+    const env = this.childEnv(false);
     const child = spawn('/bin/sh', [job.script, String(job.taskId)], { cwd: job.taskDir, detached: true, stdio: 'ignore', env });
     child.on('error', () => undefined); // reported through the missing pid below
     if (child.pid === undefined) throw new Error('spawning /bin/sh failed');
@@ -352,5 +474,6 @@ export class LocalPlugin implements BatchPlugin {
       if (!this.closed) void this.pump().catch(() => undefined);
     });
     child.unref();
+    return true;
   }
 }

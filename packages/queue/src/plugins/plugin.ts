@@ -62,6 +62,20 @@ export interface PluginOptions {
   /** Maximum number of concurrently running local processes (local plugin). */
   concurrency?: number;
   /**
+   * Local plugin: tasks one long-lived `firn-pilot --worker` runs before it is replaced
+   * (default 1: a new pilot process per task). Used only when the pilot is Firn's firn-pilot.
+   */
+  pilotReuse?: number;
+  /** Local plugin: an idle pilot worker exits after this many seconds (default 30). */
+  pilotIdleSeconds?: number;
+  /**
+   * Local plugin: submit() only records jobs; they start when the daemon calls submitted()
+   * (or at the next status check). Set by firn-queue; `firn run` has no daemon and leaves it off.
+   */
+  startAfterSubmitted?: boolean;
+  /** Where a plugin reports a problem it works around (the daemon's logger). */
+  onWarning?: (message: string) => void;
+  /**
    * The daemon's `[queue] submit_dir` on the submit host. The local plugin keeps its job
    * registry under `<submitDir>/.firn-local/` so that a restarted daemon still finds
    * (and can kill) the processes it started; required by the local plugin only.
@@ -147,6 +161,12 @@ export interface BatchPlugin {
    * longer active: suspended, reset, obsolete, unknown). Returns the jobs removed.
    */
   cleanQ(keep: (job: ListedJob, taskId: number) => boolean): Promise<ListedJob[]>;
+  /**
+   * The daemon has recorded a submission (its tasks are QUEUED). A plugin that starts jobs
+   * itself (local, with `startAfterSubmitted`) starts them now, so that no pilot asks mon for
+   * a task that is still QUEUEING.
+   */
+  submitted?(): Promise<void>;
   close?(): Promise<void>;
 }
 

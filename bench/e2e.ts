@@ -168,12 +168,16 @@ export async function run(options: { tasks?: number; concurrency?: number; write
   log(`before: node -e 0 ${round(probe0.node)} ms CPU; node firn-pilot.js --version ${round(probe0.pilot)} ms CPU`);
 
   // --- the framework
+  // FIRN_BENCH_PROFILE_DIR: V8 CPU profiles of the daemons (written when they stop)
+  const profDir = process.env.FIRN_BENCH_PROFILE_DIR;
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`] : null;
   const suite = await E2eSuite.create({
     name: 'bench',
+    ...(prof ? { nodeArgs: { queue: prof, mon: prof, dh: prof, tray: prof } } : {}),
     queue: {
       plugin: 'local',
       // enough queued to keep `concurrency` pilots busy between two 1-s cycles
-      extra: { concurrency, max_queued: 8 * concurrency, max_submit_per_cycle: 8 * concurrency, lease_seconds: 300 },
+      extra: { concurrency, max_queued: 8 * concurrency, max_submit_per_cycle: 8 * concurrency, lease_seconds: 300, pilot_idle_seconds: 1 },
     },
     dh: { batch_size: 500, blackhole_window: 64, blackhole_threshold: 64 },
   });
@@ -211,6 +215,7 @@ export async function run(options: { tasks?: number; concurrency?: number; write
     // every pilot reaped by firn-queue (its CPU is then in the queue's cutime)
     const pidFiles = findFiles(suite.submitDir, (p) => /\/local-\d+-[0-9a-f]+\.pid$/.test(p));
     await suite.waitFor(() => pidFiles.every((f) => localPilotPid(f) === null), 60_000, 'every pilot to be reaped', 20);
+    const pilotProcesses = new Set(pidFiles.map((f) => fs.readFileSync(f, 'utf8').trim().split(/\s+/).slice(0, 2).join(' '))).size;
     const wallMs = Date.now() - t0;
     const after = snap();
     const db1 = mysqld ? procCpuTicks(mysqld)!.self : 0;

@@ -13,6 +13,11 @@
  *   outlives a daemon restart: a new LocalPlugin on the same submitDir sees and can kill it.
  * - Status: pid alive → RUNNING; else `<taskDir>/exit_code` (written by the script) → 0
  *   COMPLETED / other FAILED; removed by us → CANCELLED; otherwise UNKNOWN.
+ * - The files are the record a restarted daemon reads; while it runs, the plugin keeps the
+ *   same facts in memory (jobs it submitted, started, saw end or cancelled), so a status
+ *   check or a pump costs no file system calls for those jobs. Only jobs found on disk
+ *   (an earlier daemon's) are judged from their files; the registry directory is rescanned
+ *   every RESCAN_MS.
  * - Children get a minimal environment (PATH, HOME, USER, LANG, …) plus the configured
  *   [environment] exported by the script: the daemon's own variables (which may hold
  *   secrets) are not inherited.
@@ -72,6 +77,14 @@ interface PidRecord {
   worker: boolean;
 }
 
+/** A job this process started: its pid record, whether it ended, and (pilot workers) its exit code. */
+interface StartedJob extends PidRecord {
+  ended: boolean;
+  code?: number;
+}
+
+const JOB_ID = /^local-\d+-[0-9a-f]+$/;
+
 /** Is the configured pilot Firn's own (the bundle or the single executable), which knows --worker? */
 export function isFirnPilot(words: readonly string[]): boolean {
   return words.some((w) => /(^|\/)firn-pilot(\.c?js)?$/.test(w));
@@ -80,6 +93,8 @@ export function isFirnPilot(words: readonly string[]): boolean {
 const ENV_PASSED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL'];
 /** Records of finished jobs are kept this long for checkJobStatus, then pruned. */
 const RETAIN_MS = 7 * 24 * 3600 * 1000;
+/** How often the registry directory is read again (records written by someone else, pruning). */
+const RESCAN_MS = 60_000;
 /** A submitted job waits at most this long for submitted() before it may start anyway. */
 const HELD_MAX_MS = 60_000;
 /** SIGTERM first; SIGKILL this much later if the process group is still there. */
@@ -139,12 +154,20 @@ export class LocalPlugin implements BatchPlugin {
   private readonly concurrency: number;
   private queueChain: Promise<void> = Promise.resolve();
   private readonly children = new Map<string, ChildProcess>();
+  /** Every job on record, in submission order. */
+  private readonly records = new Map<string, LocalJob>();
+  /** Jobs submitted by this process: no file of theirs exists that we did not write. */
+  private readonly fresh = new Set<string>();
+  /** Jobs this process started, and what it knows of their end. */
+  private readonly started = new Map<string, StartedJob>();
+  /** Jobs this process removed (the `.cancelled` file is written too). */
+  private readonly cancelled = new Set<string>();
   /**
-   * Jobs seen in a final state (exited, failed to start, cancelled, vanished): they never run
-   * again, so pump() and listJobs() skip them instead of re-reading their files on every call
-   * (which made each pump O(every job still on record) — quadratic over a busy week).
+   * Final states (exited, failed to start, cancelled, vanished): such a job never runs again,
+   * so pump(), listJobs() and status checks answer from here without touching its files.
    */
-  private readonly finished = new Map<string, LocalJob>();
+  private readonly finished = new Map<string, BatchJobStatus>();
+  private scannedAt = -Infinity;
   private seq = 0;
   private closed = false;
   /**
@@ -177,10 +200,8 @@ export class LocalPlugin implements BatchPlugin {
             size: this.concurrency,
             reuse,
             idleMs: idle * 1000,
-            onDone: (jobId, code) => void this.workerDone(jobId, code),
-            onExit: () => {
-              if (!this.closed) void this.pump().catch(() => undefined);
-            },
+            onDone: (jobId, code) => this.ended(jobId, code),
+            onExit: (jobId) => (jobId ? this.ended(jobId, null) : undefined),
             ...(options.onWarning ? { onWarning: options.onWarning } : {}),
           })
         : null;
@@ -210,14 +231,14 @@ export class LocalPlugin implements BatchPlugin {
     return env;
   }
 
-  /** A worker finished a job: its exit_code must be there, or the job failed in a way we record. */
-  private async workerDone(jobId: string, code: number): Promise<void> {
-    const job = await this.read(jobId).catch(() => null);
-    if (job && (await readText(path.join(job.taskDir, 'exit_code')).catch(() => null)) === null) {
-      const why = `the pilot worker ended the task with code ${code} but could not write ${path.join(job.taskDir, 'exit_code')}`;
-      await fs.writeFile(this.recordPath(job.id), JSON.stringify({ ...job, startError: why }) + '\n', { mode: 0o600 }).catch(() => undefined);
+  /** A job of ours ended: `code` from a pilot worker, null when its process exited (read exit_code then). */
+  private ended(jobId: string, code: number | null): void {
+    const s = this.started.get(jobId);
+    if (s && !s.ended) {
+      s.ended = true;
+      if (code !== null) s.code = code;
     }
-    if (!this.closed) await this.pump().catch(() => undefined);
+    if (!this.closed) void this.pump().catch(() => undefined);
   }
 
   async writeConfig(batch: SubmitBatch): Promise<string> {
@@ -257,6 +278,8 @@ export class LocalPlugin implements BatchPlugin {
         ...(t.command === undefined ? { passkeyFile: t.passkeyFile } : {}),
       };
       await fs.writeFile(this.recordPath(job.id), JSON.stringify(job) + '\n', { mode: 0o600 });
+      this.records.set(job.id, job);
+      this.fresh.add(job.id);
       batchIds.set(t.taskId, job.id);
       if (this.options.startAfterSubmitted) this.held.set(job.id, Date.now());
     }
@@ -273,7 +296,7 @@ export class LocalPlugin implements BatchPlugin {
     await this.pump();
     const out = new Map<string, BatchJobStatus>();
     for (const id of new Set(batchIds)) {
-      const job = await this.read(id);
+      const job = await this.find(id);
       out.set(id, job ? await this.stateOf(job) : { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
     }
     return out;
@@ -281,12 +304,13 @@ export class LocalPlugin implements BatchPlugin {
 
   async remove(batchIds: string[]): Promise<void> {
     for (const id of new Set(batchIds)) {
-      const job = await this.read(id);
-      if (!job) continue;
+      const job = await this.find(id);
+      if (!job || this.finished.has(id)) continue;
       await fs.writeFile(this.cancelPath(job), `${new Date().toISOString()}\n`);
-      const pid = await this.readPid(job);
+      this.cancelled.add(id);
+      const pid = await this.pidOf(job);
       if (pid?.worker) {
-        if ((await readText(path.join(job.taskDir, 'exit_code'))) !== null) continue; // over: the worker runs something else now
+        if (this.started.get(id)?.ended || (await readText(path.join(job.taskDir, 'exit_code'))) !== null) continue; // over: the worker runs something else now
         if (this.pool?.cancel(job.id)) {
           const pool = this.pool;
           const timer = setTimeout(() => {
@@ -336,7 +360,7 @@ export class LocalPlugin implements BatchPlugin {
   }
 
   private recordPath(id: string): string {
-    if (!/^local-\d+-[0-9a-f]+$/.test(id)) throw new ValidationError(`not a local job id: ${JSON.stringify(id)}`);
+    if (!JOB_ID.test(id)) throw new ValidationError(`not a local job id: ${JSON.stringify(id)}`);
     return path.join(this.registry, `${id}.json`);
   }
   private pidPath(job: LocalJob): string {
@@ -346,8 +370,8 @@ export class LocalPlugin implements BatchPlugin {
     return path.join(job.batchDir, `${job.id}.cancelled`);
   }
 
-  private async read(id: string): Promise<LocalJob | null> {
-    if (!/^local-\d+-[0-9a-f]+$/.test(id)) return null;
+  private async readRecord(id: string): Promise<LocalJob | null> {
+    if (!JOB_ID.test(id)) return null;
     const text = await readText(this.recordPath(id));
     if (text === null) return null;
     try {
@@ -357,56 +381,111 @@ export class LocalPlugin implements BatchPlugin {
     }
   }
 
-  private async jobs(): Promise<LocalJob[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.registry);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    const jobs: LocalJob[] = [];
-    for (const n of names) {
-      if (!n.endsWith('.json')) continue;
-      const known = this.finished.get(n.slice(0, -'.json'.length));
-      if (known) {
-        jobs.push(known);
-        continue;
-      }
-      const job = await this.read(n.slice(0, -'.json'.length));
-      if (job) jobs.push(job);
-    }
-    return jobs.sort((a, b) => a.submittedAt - b.submittedAt || a.seq - b.seq);
+  /** A job by id: from memory, else from its record file (written by an earlier daemon). */
+  private async find(id: string): Promise<LocalJob | null> {
+    const known = this.records.get(id);
+    if (known) return known;
+    const job = await this.readRecord(id);
+    if (job) this.records.set(id, job);
+    return job;
   }
 
-  private async readPid(job: LocalJob): Promise<PidRecord | null> {
+  /** Every job on record; the directory is read again every RESCAN_MS (and old finished records pruned). */
+  private async jobs(): Promise<LocalJob[]> {
+    const now = Date.now();
+    if (now - this.scannedAt >= RESCAN_MS) {
+      this.scannedAt = now;
+      let names: string[] = [];
+      try {
+        names = await fs.readdir(this.registry);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      const onDisk = new Set<string>();
+      for (const n of names) {
+        if (!n.endsWith('.json')) continue;
+        const id = n.slice(0, -'.json'.length);
+        onDisk.add(id);
+        if (!this.records.has(id)) {
+          const job = await this.readRecord(id);
+          if (job) this.records.set(id, job);
+        }
+      }
+      for (const [id, job] of this.records) {
+        if (!onDisk.has(id)) this.forget(id);
+        else if (this.finished.has(id) && now - job.submittedAt > RETAIN_MS) {
+          await fs.rm(this.recordPath(id), { force: true });
+          await fs.rm(this.pidPath(job), { force: true });
+          await fs.rm(this.cancelPath(job), { force: true });
+          this.forget(id);
+        }
+      }
+      const ordered = [...this.records.values()].sort((a, b) => a.submittedAt - b.submittedAt || a.seq - b.seq);
+      this.records.clear();
+      for (const j of ordered) this.records.set(j.id, j);
+    }
+    return [...this.records.values()];
+  }
+
+  private forget(id: string): void {
+    this.records.delete(id);
+    this.fresh.delete(id);
+    this.started.delete(id);
+    this.cancelled.delete(id);
+    this.finished.delete(id);
+    this.held.delete(id);
+  }
+
+  private async pidOf(job: LocalJob): Promise<PidRecord | null> {
+    const mine = this.started.get(job.id);
+    if (mine) return mine;
+    if (this.fresh.has(job.id)) return null; // submitted here and not started: no pid file
     const text = await readText(this.pidPath(job));
     if (text === null) return null;
     const [pid = '', start = '', kind = ''] = text.trim().split(/\s+/);
     return { pid: Number(pid), start, worker: kind === 'worker' };
   }
 
+  private async exitCodeOf(job: LocalJob): Promise<number> {
+    const s = this.started.get(job.id);
+    if (s?.code !== undefined) return s.code;
+    const text = await readText(path.join(job.taskDir, 'exit_code'));
+    return text === null ? NaN : Number.parseInt(text.trim(), 10);
+  }
+
   private async stateOf(job: LocalJob): Promise<BatchJobStatus> {
+    const final = this.finished.get(job.id);
+    if (final) return final;
+    const s = await this.judge(job);
+    if (s.state !== BatchState.QUEUED && s.state !== BatchState.RUNNING && s.rawState !== 'cancelling') this.finished.set(job.id, s);
+    return s;
+  }
+
+  private async judge(job: LocalJob): Promise<BatchJobStatus> {
     const base = { batchId: job.id, name: jobNameFor(job.taskId) };
     if (job.startError) return { ...base, state: BatchState.FAILED, rawState: 'not started', reason: job.startError };
-    const cancelled = (await readText(this.cancelPath(job))) !== null;
-    const pid = await this.readPid(job);
+    const cancelled = this.cancelled.has(job.id) || (!this.fresh.has(job.id) && (await readText(this.cancelPath(job))) !== null);
+    const pid = await this.pidOf(job);
     if (!pid) {
       return cancelled ? { ...base, state: BatchState.CANCELLED, rawState: 'cancelled', reason: 'removed before it started' } : { ...base, state: BatchState.QUEUED, rawState: 'waiting' };
     }
-    // a worker lives on after the task: the task is over once its exit_code exists
-    const workerDone = pid.worker && (await readText(path.join(job.taskDir, 'exit_code'))) !== null;
-    const alive = !workerDone && isAlive(pid.pid, pid.start);
+    const mine = this.started.get(job.id);
+    let alive: boolean;
+    if (mine) alive = !mine.ended;
+    else {
+      // a worker lives on after the task: the task is over once its exit_code exists
+      const workerDone = pid.worker && (await readText(path.join(job.taskDir, 'exit_code'))) !== null;
+      alive = !workerDone && isAlive(pid.pid, pid.start);
+    }
     if (cancelled) return { ...base, state: BatchState.CANCELLED, rawState: alive ? 'cancelling' : 'cancelled', reason: 'removed' };
     if (alive) return { ...base, state: BatchState.RUNNING, rawState: 'running' };
-    const exitText = await readText(path.join(job.taskDir, 'exit_code'));
-    const code = exitText === null ? NaN : Number.parseInt(exitText.trim(), 10);
+    const code = await this.exitCodeOf(job);
     if (Number.isNaN(code)) return { ...base, state: BatchState.UNKNOWN, rawState: 'vanished', reason: 'process gone without an exit code' };
     if (code === 0) return { ...base, state: BatchState.COMPLETED, rawState: 'exited', exitCode: 0 };
     return { ...base, state: BatchState.FAILED, rawState: 'exited', exitCode: code, reason: `exit code ${code}` };
   }
 
-  /** Start waiting jobs while fewer than `concurrency` run; prune old finished records. Serialised. */
+  /** Start waiting jobs while fewer than `concurrency` run. Serialised. */
   private pump(): Promise<void> {
     if (this.closed) return this.queueChain;
     const next = this.queueChain.then(() => this.pumpOnce());
@@ -419,19 +498,10 @@ export class LocalPlugin implements BatchPlugin {
     let running = 0;
     const now = Date.now();
     for (const job of await this.jobs()) {
-      const done = this.finished.has(job.id);
-      const s = done ? null : await this.stateOf(job);
-      if (s && (s.state === BatchState.RUNNING || s.rawState === 'cancelling')) running++;
-      else if (s?.state === BatchState.QUEUED) waiting.push(job);
-      else {
-        this.finished.set(job.id, job);
-        if (now - job.submittedAt > RETAIN_MS) {
-          await fs.rm(this.recordPath(job.id), { force: true });
-          await fs.rm(this.pidPath(job), { force: true });
-          await fs.rm(this.cancelPath(job), { force: true });
-          this.finished.delete(job.id);
-        }
-      }
+      if (this.finished.has(job.id)) continue;
+      const s = await this.stateOf(job);
+      if (s.state === BatchState.RUNNING || s.rawState === 'cancelling') running++;
+      else if (s.state === BatchState.QUEUED) waiting.push(job);
     }
     for (const job of waiting) {
       if (running >= this.concurrency || this.closed) break;
@@ -445,7 +515,9 @@ export class LocalPlugin implements BatchPlugin {
         running++;
       } catch (e) {
         const why = `could not start: ${e instanceof Error ? e.message : String(e)}`;
-        await fs.writeFile(this.recordPath(job.id), JSON.stringify({ ...job, startError: why }) + '\n', { mode: 0o600 });
+        const failed = { ...job, startError: why };
+        await fs.writeFile(this.recordPath(job.id), JSON.stringify(failed) + '\n', { mode: 0o600 });
+        this.records.set(job.id, failed);
       }
     }
   }
@@ -458,7 +530,10 @@ export class LocalPlugin implements BatchPlugin {
     if (this.pool && job.passkeyFile) {
       const o = this.options;
       const argv = ['--mon', o.monUrl, '--task', String(job.taskId), '--passkey-file', job.passkeyFile, ...(o.scratch ? ['--scratch', o.scratch] : [])];
-      const got = await this.pool.run(job.id, job.taskDir, argv, (pid, start) => fs.writeFile(this.pidPath(job), `${pid} ${start} worker\n`));
+      const got = await this.pool.run(job.id, job.taskDir, argv, async (pid, start) => {
+        await fs.writeFile(this.pidPath(job), `${pid} ${start} worker\n`);
+        this.started.set(job.id, { pid, start, worker: true, ended: false });
+      });
       if (got === 'busy') return false;
       if (got !== 'disabled') return true;
     }
@@ -468,10 +543,11 @@ export class LocalPlugin implements BatchPlugin {
     if (child.pid === undefined) throw new Error('spawning /bin/sh failed');
     const stat = procStat(child.pid);
     await fs.writeFile(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
+    this.started.set(job.id, { pid: child.pid, start: stat?.start || '-', worker: false, ended: false });
     this.children.set(job.id, child);
     child.on('exit', () => {
       this.children.delete(job.id);
-      if (!this.closed) void this.pump().catch(() => undefined);
+      this.ended(job.id, null);
     });
     child.unref();
     return true;

@@ -176,6 +176,7 @@ export async function run(options: { tasks?: number; concurrency?: number; write
     ...(prof ? { nodeArgs: { queue: prof, mon: prof, dh: prof, tray: prof } } : {}),
     queue: {
       plugin: 'local',
+      ...(profDir ? { pilot: `${process.execPath} --cpu-prof --cpu-prof-dir=${path.resolve(profDir, 'pilot')} ${PILOT_BUNDLE}` } : {}),
       // enough queued to keep `concurrency` pilots busy between two 1-s cycles
       extra: { concurrency, max_queued: 8 * concurrency, max_submit_per_cycle: 8 * concurrency, lease_seconds: 300, pilot_idle_seconds: 1 },
     },

@@ -103,8 +103,11 @@ function num(v: unknown): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+let host: HostResources | null = null;
+/** What this worker node offers (asked once per process: a pilot worker runs many tasks). */
 function hostResources(): HostResources {
-  return { cpus: os.cpus().length, memory_mb: Math.round(os.totalmem() / MB) };
+  host ??= { cpus: os.availableParallelism?.() ?? os.cpus().length, memory_mb: Math.round(os.totalmem() / MB) };
+  return host;
 }
 
 /** Find this task's config: by name, else by index. */

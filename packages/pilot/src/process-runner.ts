@@ -167,11 +167,14 @@ export function runProcess(opts: RunOptions): Promise<RunResult> {
       if (pid !== undefined) killTree(pid, lastPids);
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    setImmediate(sample);
+    // A first look soon after the start (a module that is over within it costs no /proc scan:
+    // its CPU comes from the wrapper's rusage file), then every sampleMs.
+    const firstSample = setTimeout(sample, Math.min(50, sampleMs));
 
     child.on('error', (e) => {
       exited = true;
       clearInterval(timer);
+      clearTimeout(firstSample);
       if (deadlineTimer) clearTimeout(deadlineTimer);
       opts.signal?.removeEventListener('abort', onAbort);
       reject(new FirnError(`cannot start ${opts.argv[0] ?? '?'}: ${e.message}`));
@@ -179,6 +182,7 @@ export function runProcess(opts: RunOptions): Promise<RunResult> {
     child.on('exit', (code, signal) => {
       exited = true;
       clearInterval(timer);
+      clearTimeout(firstSample);
       if (deadlineTimer) clearTimeout(deadlineTimer);
       opts.signal?.removeEventListener('abort', onAbort);
       // Leftover background processes of the module die with it.

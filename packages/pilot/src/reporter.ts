@@ -86,6 +86,12 @@ export interface RpcReporterOptions {
   /** Most calls in one batch (default 50). */
   maxBatch?: number;
   requestTimeoutMs?: number;
+  /**
+   * Updates (heartbeat, stats, logs, files) wait up to this long for company, so that what a
+   * short module produces travels in one request; pilot.finish sends everything at once.
+   * Default 100 ms; 0 sends each update as soon as nothing else is in flight.
+   */
+  lingerMs?: number;
 }
 
 const MAX_LOG_MERGE = 256 * 1024;
@@ -98,6 +104,7 @@ export class RpcReporter implements Reporter {
   private readonly fatalCbs: Array<(e: Error) => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
   private wake: (() => void) | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly backoff: BackoffOptions;
   private readonly logger: Logger;
@@ -259,6 +266,7 @@ export class RpcReporter implements Reporter {
 
   async flush(timeoutMs = 60_000): Promise<void> {
     if (!this.queue.length && !this.pumping) return;
+    this.kick();
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
       this.idleWaiters.push(() => {
@@ -270,6 +278,8 @@ export class RpcReporter implements Reporter {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
     this.wake?.();
     this.client.close();
   }
@@ -285,7 +295,23 @@ export class RpcReporter implements Reporter {
       return;
     }
     this.queue.push(op);
-    if (!this.pumping) void this.pump();
+    if (this.pumping) return;
+    const linger = this.opts.lingerMs ?? 100;
+    if (op.kind === 'finish' || linger <= 0) {
+      this.kick();
+    } else if (!this.lingerTimer) {
+      this.lingerTimer = setTimeout(() => {
+        this.lingerTimer = null;
+        if (!this.pumping) void this.pump();
+      }, linger);
+    }
+  }
+
+  /** Send what waits now (no more lingering). */
+  private kick() {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    if (!this.pumping && this.queue.length) void this.pump();
   }
 
   private notifyIdle() {

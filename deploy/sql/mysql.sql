@@ -325,7 +325,7 @@ CREATE TABLE `history` (
   PRIMARY KEY (`id`),
   KEY `history_entity_idx` (`entity`,`entity_id`),
   KEY `history_dataset_idx` (`dataset_id`,`created_at`),
-  KEY `history_dataset_flow_idx` (`dataset_id`,`entity`,`from_status`,`to_status`,`created_at`)
+  KEY `history_dataset_entity_time_idx` (`dataset_id`,`entity`,`created_at`,`from_status`,`to_status`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE `knex_migrations` (
@@ -344,6 +344,5 @@ CREATE TABLE `knex_migrations_lock` (
 
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0001_initial', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0002_web_indexes', 1, CURRENT_TIMESTAMP);
-INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0003_history_flow_index', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0);
 SET FOREIGN_KEY_CHECKS = 1;

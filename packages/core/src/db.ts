@@ -4,7 +4,6 @@ import knexFactory, { type Knex } from 'knex';
 import { ConfigError } from './errors';
 import * as m0001 from './migrations/0001_initial';
 import * as m0002 from './migrations/0002_web_indexes';
-import * as m0003 from './migrations/0003_history_flow_index';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -14,7 +13,6 @@ export type DbOrTrx = Knex | Knex.Transaction;
 const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [
   ['0001_initial', m0001],
   ['0002_web_indexes', m0002],
-  ['0003_history_flow_index', m0003],
 ];
 
 const migrationSource: Knex.MigrationSource<string> = {

@@ -150,6 +150,39 @@ describe('the local plugin with long-lived firn-pilot workers, against a real fi
     await waitUntil(() => p.workerCount === 0, 15_000, 'idle workers to exit');
   }, 120_000);
 
+  test('one worker, 5 tasks: each starts in an empty work directory with fresh logs and stats (the reused task area leaks nothing), and the area goes with the worker', async () => {
+    const { datasetId, grid } = await submit({
+      version: 1,
+      tasks: [{ name: 'leak', trays: [{ name: 't', modules: [{ name: 'm', class: 'shell', parameters: {
+        // fails (exit 9) if anything of an earlier task is still in its scratch; leaves files behind
+        command: 'test -z "$(ls -A .)" || { ls -A >&2; exit 9; }; echo "out $FIRN_JOB"; mkdir -p sub/deep; echo x > sub/deep/f; touch .hidden; echo "job $FIRN_JOB" > "$FIRN_STATS"',
+      } }] }] }],
+    }, 5);
+    const claimed = [...(await queueTasks(t.db, grid, 5)).values()];
+    const p = plugin(grid.name, { concurrency: 1 });
+    const ids = await submitTo(p, grid.name, claimed);
+    const states = await waitUntil(async () => {
+      const s = await p.checkJobStatus([...ids.values()]);
+      return [...s.values()].every((x) => x.state === BatchState.COMPLETED) ? s : null;
+    }, 60_000, 'every job to complete');
+    expect([...states.values()].map((s) => s.exitCode)).toEqual(Array(5).fill(0));
+    const rows = (await t.db('task').select('id', 'status', 'job_id').where({ dataset_id: datasetId }).orderBy('id')) as Array<{ id: number; status: string }>;
+    expect(rows.map((r) => r.status)).toEqual(Array(5).fill(TaskStatus.READYTOCOPY));
+    const workers = new Set(claimed.map((c) => pidOf(pidFileOf(grid.name, ids.get(c.id)!)).slice(0, 2).join(' ')));
+    expect(workers.size).toBe(1);
+    // each task's module log holds its own line only, each task's statistics its own value
+    for (const c of claimed) {
+      const log = (await t.db('task_log').select('data').where({ task_id: c.id, name: 't.m.stdout' }).first()) as { data: string };
+      expect(log.data).toBe(`out ${c.jobIndex}\n`);
+      const stat = (await t.db('task_stat').select('value').where({ task_id: c.id, name: 'job' }).first()) as { value: number };
+      expect(Number(stat.value)).toBe(c.jobIndex);
+    }
+    const scratch = path.join(dir, 'scratch');
+    expect(fs.readdirSync(scratch).filter((n) => n.startsWith('firn-worker-'))).toHaveLength(1);
+    await waitUntil(() => p.workerCount === 0, 15_000, 'the idle worker to exit');
+    await waitUntil(() => fs.readdirSync(scratch).filter((n) => n.startsWith('firn-worker-')).length === 0, 5_000, 'the worker to remove its task area');
+  }, 120_000);
+
   test('removing a running job stops its task inside the worker; the same worker then runs the next task', async () => {
     const { datasetId, grid } = await submit({
       version: 1,

@@ -23,6 +23,11 @@ export interface RpcClientOptions {
   /** Accept any certificate (only for explicit opt-in, e.g. `--insecure`). */
   insecure?: boolean;
   timeoutMs?: number;
+  /**
+   * Connections to share with other clients of the same server (a pilot worker's tasks): used
+   * as is, and left open by close(). Its TLS settings are the caller's business.
+   */
+  agent?: http.Agent;
 }
 
 interface RpcResponse {
@@ -43,9 +48,14 @@ export class RpcClient {
     this.endpoint = new URL(base.endsWith('/rpc') ? base : `${base}/rpc`);
     this.token = options.token ?? null;
     this.agent =
-      this.endpoint.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, maxSockets: 64, ca: options.ca, rejectUnauthorized: !options.insecure })
-        : new http.Agent({ keepAlive: true, maxSockets: 64 });
+      options.agent ?? RpcClient.agentFor(this.endpoint.href, options);
+  }
+
+  /** A keep-alive agent for `url` with these TLS settings (to share through `agent`). */
+  static agentFor(url: string, options: Pick<RpcClientOptions, 'ca' | 'insecure'> = {}): http.Agent {
+    return url.startsWith('https:')
+      ? new https.Agent({ keepAlive: true, maxSockets: 64, ca: options.ca, rejectUnauthorized: !options.insecure })
+      : new http.Agent({ keepAlive: true, maxSockets: 64 });
   }
 
   /** POST a raw body and return the parsed response (or null for 204). */
@@ -108,6 +118,6 @@ export class RpcClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    if (!this.options.agent) this.agent.destroy();
   }
 }

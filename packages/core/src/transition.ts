@@ -61,11 +61,16 @@ export async function transition(db: DbOrTrx, req: TransitionRequest): Promise<n
         );
       }
       if (n === 0) continue;
-      const rows: Array<{ id: number }> = await trx('task')
-        .select('id')
-        .whereIn('id', ids)
-        .andWhere('transition_token', token);
-      changed.push(...rows.map((r) => Number(r.id)));
+      if (n === ids.length && new Set(ids).size === n) {
+        // every id matched (a status change always changes the row): no need to ask which
+        changed.push(...ids.map(Number));
+      } else {
+        const rows: Array<{ id: number }> = await trx('task')
+          .select('id')
+          .whereIn('id', ids)
+          .andWhere('transition_token', token);
+        changed.push(...rows.map((r) => Number(r.id)));
+      }
       // history rows straight from the changed rows: exactly one per change
       await trx.raw(
         `INSERT INTO history (entity, entity_id, dataset_id, action, from_status, to_status, actor, reason, created_at)

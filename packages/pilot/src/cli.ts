@@ -7,11 +7,13 @@
  *   firn-pilot --worker [options]   (worker.ts)
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PilotLogger } from './logger';
 import { ExitCode, runPilot, type PilotOptions } from './pilot';
-import { FileReporter, RpcReporter, type Reporter } from './reporter';
+import { RpcClient } from './core-pure';
+import { FileReporter, RpcReporter, type Reporter, type RpcReporterOptions } from './reporter';
 
 export const VERSION = '0.1.0';
 
@@ -62,6 +64,18 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Stops the run (SIGTERM/SIGINT wiring lives in main.ts). */
   signal?: AbortSignal;
+  /** Set by a pilot worker (`firn-pilot --worker`): what its tasks share. */
+  worker?: WorkerShared;
+}
+
+/** What the tasks of one pilot worker share: a task area and keep-alive connections to mon. */
+export interface WorkerShared {
+  /** Name of the worker's task area under each task's scratch root (PilotOptions.reuseArea). */
+  reuseArea: string;
+  /** The task areas used so far (removed when the worker ends). */
+  areas: Set<string>;
+  /** Keep-alive agents by mon URL and TLS settings. */
+  agents: Map<string, NonNullable<RpcReporterOptions['agent']>>;
 }
 
 /** Parse flags and run; resolves with the process exit code. */
@@ -170,6 +184,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       if (!passkey) throw new UsageError('--passkey-file is empty');
       logger.addSecret(passkey);
       const backoffCap = Number(io.env.FIRN_PILOT_BACKOFF_MAX_SECONDS);
+      let agent: RpcReporterOptions['agent'];
+      if (io.worker) {
+        const key = JSON.stringify([mon, str('ca') ?? null, values.insecure === true]);
+        agent = io.worker.agents.get(key);
+        if (!agent) io.worker.agents.set(key, (agent = RpcClient.agentFor(mon, { ...(ca ? { ca } : {}), ...(values.insecure ? { insecure: true } : {}) })));
+      }
       reporter = new RpcReporter({
         url: mon,
         taskId,
@@ -177,6 +197,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         logger,
         ...(ca ? { ca } : {}),
         ...(values.insecure ? { insecure: true } : {}),
+        ...(agent ? { agent } : {}),
         ...(Number.isFinite(backoffCap) && backoffCap > 0 ? { backoff: { baseMs: 500, maxMs: backoffCap * 1000, jitter: 0.5 } } : {}),
       });
     }
@@ -208,6 +229,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     ...(values['keep-scratch'] ? { keepScratch: true } : {}),
     ...(heartbeat !== undefined ? { heartbeatSeconds: heartbeat } : {}),
     ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.worker ? { reuseArea: io.worker.reuseArea } : {}),
     stager: {
       ...(ca ? { ca } : {}),
       ...(values.insecure ? { insecure: true } : {}),
@@ -217,6 +239,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       },
     },
   };
+  if (io.worker && !values['keep-scratch']) io.worker.areas.add(path.resolve(scratch ?? os.tmpdir(), io.worker.reuseArea));
   const outcome = await runPilot(options);
   if (reporter instanceof FileReporter && outcome.exitCode !== ExitCode.USAGE) {
     io.stderr.write(`firn-pilot: report written to ${reporter.reportPath}\n`);

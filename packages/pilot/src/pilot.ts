@@ -72,6 +72,13 @@ export interface PilotOptions {
   host?: string;
   /** Stop everything (e.g. SIGTERM). */
   signal?: AbortSignal;
+  /**
+   * A pilot worker's own task area (a name under scratchRoot): emptied and reused by each of
+   * its tasks instead of created and removed (not with keepScratch). Creating and deleting a
+   * dozen files and directories per task is most of a short task's cost on some file systems
+   * (ext4 scans past recently deleted inodes for every new one).
+   */
+  reuseArea?: string;
 }
 
 export interface PilotOutcome {
@@ -203,11 +210,24 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
   // The task's area: work/ is FIRN_SCRATCH (the modules' cwd); pilot/ holds our own files.
   const scratchRoot = path.resolve(opts.scratchRoot ?? os.tmpdir());
   fs.mkdirSync(scratchRoot, { recursive: true });
-  const taskDir = fs.mkdtempSync(path.join(scratchRoot, `firn-${t.dataset_id}-${t.job_index}-${t.name.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
+  let reused = opts.reuseArea && !opts.keepScratch ? path.join(scratchRoot, opts.reuseArea) : null;
+  if (reused) {
+    try {
+      await prepareReusedArea(reused);
+    } catch (e) {
+      log.warn('cannot reuse the task area; using a new one', { dir: reused, error: coerceError(e).message });
+      reused = null;
+    }
+  }
+  const taskDir = reused ?? fs.mkdtempSync(path.join(scratchRoot, `firn-${t.dataset_id}-${t.job_index}-${t.name.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
   const work = path.join(taskDir, 'work');
   const privateRoot = path.join(taskDir, 'pilot');
-  fs.mkdirSync(work);
-  fs.mkdirSync(privateRoot);
+  if (!reused) {
+    fs.mkdirSync(work);
+    fs.mkdirSync(privateRoot);
+  }
+  /** Module areas under pilot/ this task used (a reused area keeps them for the next task). */
+  const usedPrivate = new Set<string>();
   const stager = new Stager({ ...opts.stager, logger: log });
   const siteTemp = typeof start.system?.site_temp === 'string' && start.system.site_temp ? start.system.site_temp : undefined;
 
@@ -243,6 +263,7 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
     if (cleaned) return;
     cleaned = true;
     if (opts.keepScratch) log.info('keeping scratch', { dir: taskDir });
+    else if (reused) await emptyReusedArea(taskDir, usedPrivate).catch((e) => log.warn('cannot empty scratch', { error: coerceError(e).message }));
     else await fs.promises.rm(taskDir, { recursive: true, force: true }).catch((e) => log.warn('cannot remove scratch', { error: coerceError(e).message }));
   };
 
@@ -330,6 +351,7 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
             external: start.external_modules?.find((x) => x.tray === tray.name && x.module === mod.name),
             state,
             reporter,
+            usedPrivate,
             ...(opts.sampleMs !== undefined ? { sampleMs: opts.sampleMs } : {}),
           });
           addStats(stats, modStats);
@@ -405,6 +427,27 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
     await stager.close();
     await reporter.close();
   }
+}
+
+/** A reused task area, ready for a task: work/ and pilot/ exist, work/ is empty, nothing else is there. */
+export async function prepareReusedArea(dir: string): Promise<void> {
+  for (const d of [dir, path.join(dir, 'work'), path.join(dir, 'pilot')]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  await emptyReusedArea(dir, null);
+}
+
+/**
+ * Empty a reused task area: everything in work/ and beside work/ and pilot/ goes; under pilot/
+ * the module areas named in `keep` stay (their files are emptied in place by the next module
+ * that uses them), the others go (`keep` null: all stay).
+ */
+export async function emptyReusedArea(dir: string, keep: Set<string> | null): Promise<void> {
+  const rmAll = async (parent: string, names: string[]) => {
+    await Promise.all(names.map((n) => fs.promises.rm(path.join(parent, n), { recursive: true, force: true })));
+  };
+  const list = (d: string) => fs.promises.readdir(d).catch(() => [] as string[]);
+  await rmAll(path.join(dir, 'work'), await list(path.join(dir, 'work')));
+  await rmAll(dir, (await list(dir)).filter((n) => n !== 'work' && n !== 'pilot'));
+  if (keep) await rmAll(path.join(dir, 'pilot'), (await list(path.join(dir, 'pilot'))).filter((n) => !keep.has(n)));
 }
 
 function round(x: number): number {
@@ -496,6 +539,8 @@ interface OneModule {
   external: ExternalModuleCopy | undefined;
   state: RunState;
   reporter: Reporter;
+  /** Module areas used by this task (added to here). */
+  usedPrivate: Set<string>;
   sampleMs?: number;
 }
 
@@ -505,10 +550,12 @@ async function runOneModule(m: OneModule): Promise<Stats> {
   const log = m.log.scope({ module: where, ...(m.iterations > 1 ? { iter: m.iteration } : {}) });
   const privateDir = path.join(m.privateRoot, `${m.tray}.${m.mod.name}.${m.iteration}`.replace(/[^A-Za-z0-9._-]/g, '_'));
   fs.mkdirSync(privateDir, { recursive: true });
+  m.usedPrivate.add(path.basename(privateDir));
   const statsFile = path.join(privateDir, 'stats');
-  fs.writeFileSync(statsFile, '');
   const stdoutFile = path.join(privateDir, 'stdout');
   const stderrFile = path.join(privateDir, 'stderr');
+  // created empty, or emptied in place when a reused area has them from an earlier task
+  for (const f of [statsFile, stdoutFile, stderrFile]) fs.writeFileSync(f, '');
   const env: NodeJS.ProcessEnv = {
     ...m.baseEnv,
     FIRN_STATS: statsFile,

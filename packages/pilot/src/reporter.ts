@@ -92,6 +92,8 @@ export interface RpcReporterOptions {
    * Default 100 ms; 0 sends each update as soon as nothing else is in flight.
    */
   lingerMs?: number;
+  /** Keep-alive connections shared with other tasks of a pilot worker (left open by close()). */
+  agent?: RpcClientOptions['agent'];
 }
 
 const MAX_LOG_MERGE = 256 * 1024;
@@ -115,6 +117,7 @@ export class RpcReporter implements Reporter {
     const clientOpts: RpcClientOptions = { timeoutMs: opts.requestTimeoutMs ?? 30_000 };
     if (opts.ca !== undefined) clientOpts.ca = opts.ca;
     if (opts.insecure) clientOpts.insecure = true;
+    if (opts.agent) clientOpts.agent = opts.agent;
     this.client = new RpcClient(opts.url, clientOpts);
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000, jitter: 0.5 };
     this.logger = opts.logger.scope({ component: 'reporter' });

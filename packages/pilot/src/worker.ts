@@ -7,7 +7,10 @@
  * pilot_reuse`). Every task runs exactly as `firn-pilot --mon … --task … --passkey-file …`
  * would run it — the same `main()`, its own logger, reporter, scratch and abort signal — with
  * the same files as the submit script writes: `<dir>/stdout`, `<dir>/stderr` and, once the
- * task has ended, `<dir>/exit_code` (written atomically).
+ * task has ended, `<dir>/exit_code` (written atomically). Two things are shared by its tasks:
+ * keep-alive connections to mon, and one task area (`<scratch>/firn-worker-<pid>-<hex>`),
+ * emptied after each task instead of a new directory tree created and removed per task;
+ * it is removed when the worker ends.
  *
  * Protocol: JSON, one object per line.
  *   stdin  {"op":"run","job":ID,"dir":ABSOLUTE_DIR,"argv":[pilot flags]}
@@ -24,7 +27,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { main, VERSION } from './cli';
+import crypto from 'node:crypto';
+import { main, VERSION, type WorkerShared } from './cli';
 import { ExitCode } from './pilot';
 
 export interface WorkerIo {
@@ -85,6 +89,8 @@ function endStream(s: fs.WriteStream): Promise<void> {
 /** Run the worker loop; resolves with the process exit code. */
 export async function runWorker(argv: string[], io: WorkerIo): Promise<number> {
   const baseArgs = workerBaseArgs(argv);
+  // One task area and one set of keep-alive connections to mon for all of this worker's tasks.
+  const shared: WorkerShared = { reuseArea: `firn-worker-${process.pid}-${crypto.randomBytes(4).toString('hex')}`, areas: new Set(), agents: new Map() };
   const send = (m: Record<string, unknown>) => {
     try {
       io.output.write(JSON.stringify(m) + '\n');
@@ -128,7 +134,7 @@ export async function runWorker(argv: string[], io: WorkerIo): Promise<number> {
       const err = await openOut(path.join(req.dir, 'stderr'));
       try {
         process.chdir(req.dir); // where the submit script runs the pilot
-        code = await main([...baseArgs, ...req.argv], { stdout: out, stderr: err, env: io.env, signal: ac.signal });
+        code = await main([...baseArgs, ...req.argv], { stdout: out, stderr: err, env: io.env, signal: ac.signal, worker: shared });
       } catch (e) {
         err.write(`firn-pilot: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
         code = 70;
@@ -173,5 +179,13 @@ export async function runWorker(argv: string[], io: WorkerIo): Promise<number> {
   send({ op: 'ready', pid: process.pid, version: VERSION });
   const code = await finished;
   rl.close();
+  for (const agent of shared.agents.values()) agent.destroy();
+  for (const dir of shared.areas) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      io.stderr.write(`firn-pilot worker: cannot remove ${dir}: ${(e as Error).message}\n`);
+    }
+  }
   return code;
 }

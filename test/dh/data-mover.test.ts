@@ -40,6 +40,17 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
     return { ...f, gen: { id: f.taskIds[0]![0]!, jobId: f.jobIds[0]!, datasetId: f.datasetId } };
   }
 
+  /** A gen task in `status` whose one output is VERIFIED at its destination, its temp copy still there. */
+  async function verifiedAtDestination(status: TaskStatus) {
+    const f = await genProc(status);
+    const a = randomFile(path.join(dir, 'temp/a.dat'), 100);
+    const dest = path.join(dir, 'dest/a.dat');
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.copyFileSync(a.path, dest);
+    await insertOutput(t.db, f.gen, { local: 'a.dat', url: fileUrl(dest), tempUrl: fileUrl(a.path), md5: a.md5, sha256: a.sha256, size: a.size, state: 'VERIFIED' });
+    return { ...f, temp: a.path, dest };
+  }
+
   test('file://: outputs copied and verified, temp copies of permanent outputs removed, task OK, dependents released', async () => {
     const f = await genProc();
     const a = randomFile(path.join(dir, 'temp/a.dat'), 200_000);
@@ -144,6 +155,29 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
     expect((await taskRow(t.db, g.taskIds[0]![1]!)).status).toBe('WAITING');
   });
 
+  test('a batch with nothing left to copy is finished together: 25 tasks without outputs and one whose outputs were all verified before a kill, each through COPYING > COPIED > OK exactly once', async () => {
+    const f = await insertDataset(t.db, { jobs: 25, tasks: [{ name: 'gen' }, { name: 'proc', depends: [0] }], status: (_j, i) => (i === 0 ? TaskStatus.READYTOCOPY : TaskStatus.IDLE) });
+    const v = await verifiedAtDestination(TaskStatus.COPYING); // lease_until NULL: a dh that is gone
+    const r = await dh().runCycle('data');
+    expect(r).toMatchObject({ claimed: 25, resumed: 1, ok: 26, errors: 0, lost: 0, copied: 0 });
+    for (const [gen, proc] of f.taskIds.map((ids) => [ids[0]!, ids[1]!])) {
+      expect((await taskRow(t.db, gen)).status).toBe('OK');
+      expect((await taskRow(t.db, proc)).status).toBe('WAITING');
+      expect((await taskHistory(t.db, gen)).map((h) => `${h.from_status}>${h.to_status}:${h.reason}`)).toEqual([
+        'READYTOCOPY>COPYING:copying outputs to their destinations',
+        'COPYING>COPIED:0 output files at destination, md5 + sha256 verified',
+        'COPIED>OK:temporary copies removed',
+      ]);
+    }
+    expect((await taskRow(t.db, v.gen.id)).status).toBe('OK');
+    expect((await taskHistory(t.db, v.gen.id)).map((h) => `${h.from_status}>${h.to_status}:${h.reason}`)).toEqual([
+      'COPYING>COPIED:1 output file at destination, md5 + sha256 verified', 'COPIED>OK:temporary copies removed',
+    ]);
+    expect(fs.existsSync(v.temp)).toBe(false);
+    expect(fs.existsSync(v.dest)).toBe(true);
+    expect((await taskRow(t.db, v.taskIds[0]![1]!)).status).toBe('WAITING');
+  });
+
   describe('killed and restarted (each step of the protocol)', () => {
     test('killed after a file was renamed into place but before it was recorded, with a half-written part of the next', async () => {
       const f = await genProc(TaskStatus.COPYING);
@@ -172,16 +206,11 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
     });
 
     test('killed after COPIED: temp copies removed and OK on restart, dependents released', async () => {
-      const f = await genProc(TaskStatus.COPIED);
-      const a = randomFile(path.join(dir, 'temp/a.dat'), 100);
-      const dest = path.join(dir, 'dest/a.dat');
-      fs.mkdirSync(path.dirname(dest), { recursive: true });
-      fs.copyFileSync(a.path, dest);
-      await insertOutput(t.db, f.gen, { local: 'a.dat', url: fileUrl(dest), tempUrl: fileUrl(a.path), md5: a.md5, sha256: a.sha256, size: a.size, state: 'VERIFIED' });
+      const f = await verifiedAtDestination(TaskStatus.COPIED);
       const r = await dh().runCycle('data');
       expect(r).toMatchObject({ resumed: 1, ok: 1, copied: 0 });
       expect((await taskRow(t.db, f.gen.id)).status).toBe('OK');
-      expect(fs.existsSync(a.path)).toBe(false);
+      expect(fs.existsSync(f.temp)).toBe(false);
       expect((await taskRow(t.db, f.taskIds[0]![1]!)).status).toBe('WAITING');
     });
 

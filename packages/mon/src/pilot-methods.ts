@@ -3,6 +3,7 @@ import {
   ConflictError, RateLimitedError, TaskStatus, chunk, isMysql, now, recordHistory, sha256Hex, transition, withTransaction,
   type Db, type Logger, type RpcMethod, type Trx,
 } from '@firn/core';
+import { ImmutableCache } from './immutable-cache';
 import { forUpdate, passkeyDigest, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
 import { HEARTBEAT_COLUMNS, type HeartbeatColumn, type WriteBatcher } from './write-batcher';
 
@@ -122,12 +123,18 @@ interface TaskRow {
   req_memory: number;
   req_disk: number;
   req_time: number;
+  started_at: number | string | null;
 }
 
 const TASK_COLUMNS = [
   'id', 'dataset_id', 'job_id', 'task_rel_id', 'task_index', 'name', 'status', 'passkey_hash', 'grid_id', 'host',
-  'req_cpu', 'req_gpu', 'req_memory', 'req_disk', 'req_time',
+  'req_cpu', 'req_gpu', 'req_memory', 'req_disk', 'req_time', 'started_at',
 ];
+
+/** Datasets' configs and tasks' external modules kept by one firn-mon (entries, ms). */
+const STATIC_CACHE_ENTRIES = 256;
+const STATIC_CACHE_MS = 10 * 60_000;
+
 
 /** Lock and read the task, and check the passkey against it; -32009 when it does not fit. */
 async function lockTask(trx: Trx, taskId: number, digest: string, statuses: readonly TaskStatus[]): Promise<TaskRow> {
@@ -197,24 +204,55 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     }
   };
 
-  async function startPayload(task: TaskRow): Promise<StartResult> {
-    const [dataset, job, inputs, modules] = await Promise.all([
-      db('dataset').select('config', 'jobs_submitted').where({ id: task.dataset_id }).first() as Promise<{ config: string | null; jobs_submitted: number } | undefined>,
-      db('job').select('job_index', 'args').where({ id: task.job_id }).first() as Promise<{ job_index: number; args: string | null } | undefined>,
-      db('file')
-        .select('url', 'local_name', 'md5', 'sha256', 'size')
-        .where({ job_id: task.job_id, kind: 'input' })
-        .andWhere((q) => void q.whereNull('task_id').orWhere('task_id', task.id))
-        .orderBy('id') as Promise<Array<{ url: string; local_name: string; md5: string | null; sha256: string | null; size: number | string | null }>>,
-      db('module as m')
+  /**
+   * What a dataset's pilots all get and never changes once it is submitted (its config, each
+   * task's external modules as base64): read once, kept for a while (bounded), not per start.
+   */
+  const statics = new ImmutableCache<unknown>(STATIC_CACHE_ENTRIES, STATIC_CACHE_MS);
+
+  const datasetConfig = (datasetId: number) =>
+    statics.get(`config:${datasetId}`, async () => {
+      const row = (await db('dataset').select('config').where({ id: datasetId }).first()) as { config: string | null } | undefined;
+      // an unknown dataset is not cached (its start will have failed anyway)
+      return { value: parseJson(row?.config, {}), keep: row !== undefined };
+    });
+
+  const externalModules = (taskRelId: number) =>
+    statics.get(`modules:${taskRelId}`, async () => {
+      const rows = (await db('module as m')
         .join('tray as t', 't.id', 'm.tray_id')
         .select('t.name as tray', 'm.name as module', 'm.src', 'm.src_md5', 'm.src_sha256', 'm.src_content')
-        .where('t.task_rel_id', task.task_rel_id)
+        .where('t.task_rel_id', taskRelId)
         .whereNotNull('m.src_content')
-        .orderBy([{ column: 't.tray_index' }, { column: 'm.module_index' }]) as Promise<Array<{
-          tray: string; module: string; src: string | null; src_md5: string | null; src_sha256: string | null; src_content: string;
+        .orderBy([{ column: 't.tray_index' }, { column: 'm.module_index' }])) as Array<{
+        tray: string; module: string; src: string | null; src_md5: string | null; src_sha256: string | null; src_content: string;
+      }>;
+      const value: StartResult['external_modules'] = rows.map((m) => ({
+        tray: m.tray, module: m.module, src: m.src, md5: m.src_md5, sha256: m.src_sha256, content_base64: moduleContentBase64(m.src_content, m.src_sha256),
+      }));
+      return { value, keep: true };
+    });
+
+  async function startPayload(task: TaskRow): Promise<StartResult> {
+    // the job, its dataset's job count (add_jobs changes it) and its input files: one query
+    const [jobRows, config, modules] = await Promise.all([
+      db('job as j')
+        .join('dataset as d', 'd.id', 'j.dataset_id')
+        .leftJoin('file as f', function () {
+          this.on('f.job_id', '=', 'j.id').andOnVal('f.kind', '=', 'input').andOn((q) => {
+            q.onNull('f.task_id').orOnVal('f.task_id', '=', task.id);
+          });
+        })
+        .select('j.job_index', 'j.args', 'd.jobs_submitted', 'f.id as file_id', 'f.url', 'f.local_name', 'f.md5', 'f.sha256', 'f.size')
+        .where('j.id', task.job_id)
+        .orderBy('f.id') as Promise<Array<{
+          job_index: number; args: string | null; jobs_submitted: number; file_id: number | null;
+          url: string | null; local_name: string | null; md5: string | null; sha256: string | null; size: number | string | null;
         }>>,
+      datasetConfig(task.dataset_id),
+      externalModules(task.task_rel_id) as Promise<StartResult['external_modules']>,
     ]);
+    const job = jobRows[0];
     return {
       task: {
         id: Number(task.id),
@@ -223,17 +261,17 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
         dataset_id: Number(task.dataset_id),
         job_id: Number(task.job_id),
         job_index: Number(job?.job_index ?? 0),
-        jobs_total: Number(dataset?.jobs_submitted ?? 0),
+        jobs_total: Number(job?.jobs_submitted ?? 0),
         requirements: {
           cpu: Number(task.req_cpu), gpu: Number(task.req_gpu), memory: Number(task.req_memory), disk: Number(task.req_disk), time: Number(task.req_time),
         },
       },
-      config: parseJson(dataset?.config, {}),
+      config,
       args: parseJson(job?.args, {}) ?? {},
-      inputs: inputs.map((f) => ({ url: f.url, local_name: f.local_name, md5: f.md5, sha256: f.sha256, size: f.size === null ? null : Number(f.size) })),
-      external_modules: modules.map((m) => ({
-        tray: m.tray, module: m.module, src: m.src, md5: m.src_md5, sha256: m.src_sha256, content_base64: moduleContentBase64(m.src_content, m.src_sha256),
-      })),
+      inputs: jobRows
+        .filter((f) => f.file_id !== null)
+        .map((f) => ({ url: f.url!, local_name: f.local_name!, md5: f.md5, sha256: f.sha256, size: f.size === null ? null : Number(f.size) })),
+      external_modules: modules,
       system: { ...(o.siteTemp ? { site_temp: o.siteTemp } : {}), heartbeat_seconds: o.heartbeatSeconds },
     };
   }
@@ -270,8 +308,9 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
           cpu_seconds: null, rss_mb: null, disk_mb: null, wall_seconds: null, gpu_util: null,
         },
       });
-      // a new attempt: statistics an earlier attempt left behind do not belong to it
-      await trx('task_stat').where({ task_id: row.id }).delete();
+      // a new attempt: statistics an earlier attempt left behind do not belong to it (only an
+      // attempt that started can have written any: pilot.stats needs PROCESSING)
+      if (row.started_at !== null && row.started_at !== undefined) await trx('task_stat').where({ task_id: row.id }).delete();
       return { ...row, status: TaskStatus.PROCESSING, host };
     });
     if ('refused' in task) {

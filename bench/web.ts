@@ -2,10 +2,10 @@
  * bench/web.ts — the web monitor's dataset view on a 1,000,000-task dataset, on SQLite and on
  * MariaDB. Target: the dataset page answers in < 1 s.
  *
- * Each database gets a fresh schema (migrated, so with the 0002 web indexes), seeded with bulk
+ * Each database gets a fresh schema (migrated, so with the 0002 and 0003 web indexes), seeded with bulk
  * inserts: 250,000 jobs × 4 tasks in a realistic mid-production mix (55% of jobs done, some
  * running, queued, failed, in error, suspended), spread over 5 grids and 30 days, with the
- * full `history` of every task's transitions written by INSERT … SELECT (≈ 4.8 million rows),
+ * full `history` of every task's transitions written by INSERT … SELECT (≈ 5.5 million rows),
  * error summaries, and dataset statistics. On SQLite in one transaction with multi-row inserts
  * of ≤ 500 rows per statement (SQLite's compound-select limit); on MariaDB 5,000 rows per statement.
  *

@@ -325,7 +325,7 @@ CREATE TABLE `history` (
   PRIMARY KEY (`id`),
   KEY `history_entity_idx` (`entity`,`entity_id`),
   KEY `history_dataset_idx` (`dataset_id`,`created_at`),
-  KEY `history_dataset_entity_time_idx` (`dataset_id`,`entity`,`created_at`,`from_status`,`to_status`)
+  KEY `history_dataset_flow_idx` (`dataset_id`,`entity`,`from_status`,`to_status`,`created_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE `knex_migrations` (
@@ -334,15 +334,16 @@ CREATE TABLE `knex_migrations` (
   `batch` int(11) DEFAULT NULL,
   `migration_time` timestamp NULL DEFAULT NULL,
   PRIMARY KEY (`id`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE `knex_migrations_lock` (
   `index` int(10) unsigned NOT NULL AUTO_INCREMENT,
   `is_locked` int(11) DEFAULT NULL,
   PRIMARY KEY (`index`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0001_initial', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0002_web_indexes', 1, CURRENT_TIMESTAMP);
+INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0003_history_flow_index', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0);
 SET FOREIGN_KEY_CHECKS = 1;

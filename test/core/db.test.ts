@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  IllegalTransitionError, LostRaceError, TABLES, TaskStatus, connect, migrationStatus, mysqlDdl, openDb, transition,
+  IllegalTransitionError, LostRaceError, TABLES, TaskStatus, connect, ensureDatabase, migrationStatus, mysqlDdl, openDb, transition,
   type Db,
 } from '@firn/core';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
@@ -53,6 +53,30 @@ describe.each(DB_KINDS)('database on %s', (kind) => {
     } finally {
       if (t.kind === 'mariadb') await dbs[0]!.raw('DROP DATABASE IF EXISTS ??', [fresh.split('/').pop()!]);
       for (const db of dbs) await db.destroy();
+    }
+  });
+
+  test('reading the migration state of a fresh database creates nothing; a doubled lock row left by the old race is repaired', async () => {
+    const fresh = t.kind === 'sqlite' ? t.url.replace(/firn\.sqlite$/, 'fresh2.sqlite') : `${t.url}_fresh2`;
+    await ensureDatabase(fresh);
+    const db = openDb(fresh);
+    try {
+      // knex's own migrate.list creates its tables with a check-then-insert of the lock row:
+      // two processes doing it at once left two lock rows, and then nobody could take the lock.
+      expect(await migrationStatus(db)).toEqual({ applied: [], pending: (await migrationStatus(t.db)).applied });
+      expect(await db.schema.hasTable('knex_migrations_lock')).toBe(false);
+      await db.schema.createTable('knex_migrations_lock', (tb) => {
+        tb.increments('index').primary();
+        tb.integer('is_locked');
+      });
+      await db('knex_migrations_lock').insert([{ is_locked: 0 }, { is_locked: 0 }]);
+      const dbs = await Promise.all([connect(fresh), connect(fresh)]);
+      for (const d of dbs) await d.destroy();
+      expect((await db('knex_migrations_lock').select('index', 'is_locked')).map((r: { index: number; is_locked: number }) => [Number(r.index), Number(r.is_locked)])).toEqual([[1, 0]]);
+      expect((await migrationStatus(db)).pending).toEqual([]);
+    } finally {
+      if (t.kind === 'mariadb') await db.raw('DROP DATABASE IF EXISTS ??', [fresh.split('/').pop()!]);
+      await db.destroy();
     }
   });
 

@@ -90,6 +90,20 @@ describe.each(DB_KINDS)('web monitor queries on %s', (kind) => {
     expect(later.states.OK[later.times.length - 1]).toBe(12);
   });
 
+  test('series: task events that change no status (a retry wait) are not counted as transitions', async () => {
+    const before = await datasetSeries(t.db, seed.sim.id, 'all', seed.now);
+    const [id] = await t.db('history').insert({
+      entity: 'task', entity_id: 1, dataset_id: seed.sim.id, action: 'retry_wait', from_status: 'ERROR', to_status: 'ERROR', actor: 'dh', reason: 'backoff', created_at: seed.now - 60_000,
+    });
+    try {
+      const after = await datasetSeries(t.db, seed.sim.id, 'all', seed.now);
+      expect(after.errors).toEqual(before.errors);
+      expect(after.states).toEqual(before.states);
+    } finally {
+      await t.db('history').where({ id }).delete();
+    }
+  });
+
   test('general view: filters by status, type, grid, owner and search, paginated', async () => {
     const ids = async (f: Parameters<typeof listDatasetsPage>[1]) => (await listDatasetsPage(t.db, f)).rows.map((r) => r.id);
     expect(await ids({})).toEqual([seed.rootOwned.id, seed.offline.id, seed.sim.id]);

@@ -4,6 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import { ConfigError } from './errors';
 import * as m0001 from './migrations/0001_initial';
 import * as m0002 from './migrations/0002_web_indexes';
+import * as m0003 from './migrations/0003_history_flow_index';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -13,6 +14,7 @@ export type DbOrTrx = Knex | Knex.Transaction;
 const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [
   ['0001_initial', m0001],
   ['0002_web_indexes', m0002],
+  ['0003_history_flow_index', m0003],
 ];
 
 const migrationSource: Knex.MigrationSource<string> = {
@@ -73,6 +75,11 @@ export function redactDbUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }
 
+/** How long an SQLite statement waits for another process's write lock. */
+const SQLITE_BUSY_TIMEOUT_MS = 15_000;
+/** The same while migrating, where the retry loop of migrate() does the waiting. */
+const MIGRATION_BUSY_TIMEOUT_MS = 100;
+
 export interface OpenDbOptions {
   /** Pool size for MySQL (default 10). */
   poolMax?: number;
@@ -96,7 +103,7 @@ export function openDb(url: string, options: OpenDbOptions = {}): Db {
         afterCreate: (conn: { pragma(s: string): unknown }, done: (err: Error | null, c: unknown) => void) => {
           try {
             conn.pragma('journal_mode = WAL');
-            conn.pragma('busy_timeout = 15000');
+            conn.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
             conn.pragma('synchronous = NORMAL');
             conn.pragma('foreign_keys = ON');
             done(null, conn);
@@ -148,11 +155,14 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-/** Apply pending migrations under knex's migration lock (two daemons starting together are safe). */
 /**
  * Create knex's bookkeeping tables ourselves, idempotently, with the lock row at a fixed
- * key. knex creates them with a check-then-insert, so two processes migrating a fresh
- * database at once could insert two lock rows — after which nobody can ever take the lock.
+ * key, before anything of knex's looks at them. knex creates them with a check-then-insert
+ * (`SELECT * FROM knex_migrations_lock`, then an auto-numbered insert when empty), so two
+ * processes on a fresh database could insert two lock rows; knex then takes the lock with
+ * `UPDATE … SET is_locked = 1 WHERE is_locked = 0` and insists on exactly one changed row,
+ * so with two rows nobody can ever take it and every migrator waits for a lock no one holds.
+ * Extra unlocked rows left by that race (before this was fixed) are removed.
  */
 async function ensureMigrationTables(db: Db): Promise<void> {
   if (isMysql(db)) {
@@ -164,9 +174,30 @@ async function ensureMigrationTables(db: Db): Promise<void> {
     await db.raw('CREATE TABLE IF NOT EXISTS `knex_migrations_lock` (`index` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `is_locked` integer)');
     await db.raw('INSERT OR IGNORE INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0)');
   }
+  await db('knex_migrations_lock').whereNot('index', 1).andWhere('is_locked', 0).del();
 }
 
+/**
+ * Apply pending migrations under knex's migration lock (two daemons starting together are
+ * safe: the one that does not get the lock waits for the other's migrations, then finds
+ * nothing pending).
+ *
+ * On SQLite the lock attempt is made with a short busy timeout and retried here: better-sqlite3
+ * is synchronous, so a statement waiting out the 15 s busy timeout would block the whole
+ * process — including a second migrator in the same process (`firn up`, tests), which holds
+ * the lock and could not finish until the wait was over.
+ */
 export async function migrate(db: Db, timeoutMs = 60_000): Promise<string[]> {
+  if (isMysql(db)) return migrateUnderLock(db, timeoutMs);
+  await db.raw(`PRAGMA busy_timeout = ${MIGRATION_BUSY_TIMEOUT_MS}`);
+  try {
+    return await migrateUnderLock(db, timeoutMs);
+  } finally {
+    await db.raw(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  }
+}
+
+async function migrateUnderLock(db: Db, timeoutMs: number): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -196,13 +227,20 @@ export interface MigrationStatus {
   applied: string[];
   pending: string[];
 }
+
+/**
+ * Applied and pending migrations, read from `knex_migrations` only. This never creates or
+ * writes anything (knex's `migrate.list` would create its bookkeeping tables with a
+ * check-then-insert of the lock row: see ensureMigrationTables), so a read-only account can
+ * call it and two processes calling it on a fresh database cannot corrupt the lock.
+ */
 export async function migrationStatus(db: Db): Promise<MigrationStatus> {
-  const [completed, pending] = (await db.migrate.list({ migrationSource, tableName: 'knex_migrations' })) as [
-    Array<{ name: string } | string>,
-    Array<{ file: string } | string>,
-  ];
-  const name = (x: unknown) => (typeof x === 'string' ? x : ((x as { name?: string; file?: string }).name ?? (x as { file: string }).file));
-  return { applied: completed.map(name), pending: pending.map(name) };
+  const known = MIGRATIONS.map(([name]) => name);
+  if (!(await db.schema.hasTable('knex_migrations'))) return { applied: [], pending: known };
+  const rows = (await db('knex_migrations').select('name').orderBy('id')) as Array<{ name: string }>;
+  const applied = rows.map((r) => r.name);
+  const done = new Set(applied);
+  return { applied, pending: known.filter((n) => !done.has(n)) };
 }
 
 /** Open and migrate (creating the MySQL database if needed). */

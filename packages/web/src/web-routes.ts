@@ -159,7 +159,7 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
         status: qs(req, 'status'), type: qs(req, 'type'), grid: qs(req, 'grid'), owner: qs(req, 'owner'), search: qs(req, 'q'),
         page: q.pageNumber(qs(req, 'page')),
       };
-      const [list, choices, grids] = [await q.listDatasetsPage(db, filter), await q.filterChoices(db), await q.listGridsOverview(db)];
+      const [list, choices, grids] = await Promise.all([q.listDatasetsPage(db, filter), q.filterChoices(db), q.listGridsOverview(db)]);
       return sendPage(reply, pages.generalPage(await viewContext(req, reply), filter, list, choices, grids));
     });
 
@@ -172,15 +172,12 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
       const id = idParam((req.params as { id: string }).id, 'dataset');
       const rangeParam = qs(req, 'range');
       const range = q.isSeriesRange(rangeParam) ? rangeParam : q.DEFAULT_SERIES_RANGE;
-      const dataset = await getDataset(db, id);
-      const c = await counts(id);
-      const view: q.DatasetView = {
-        dataset,
-        counts: c,
-        errors: await cache.get(`dataset:${id}:errors`, () => q.errorGroups(db, id)),
-        stats: await q.statsTable(db, id),
-        actions: await q.datasetActions(db, id),
-      };
+      // independent queries: on a server database they run side by side on the pool
+      const dataset = await getDataset(db, id); // first: an unknown dataset is a 404 before any scan starts
+      const [c, errors, stats, actions] = await Promise.all([
+        counts(id), cache.get(`dataset:${id}:errors`, () => q.errorGroups(db, id)), q.statsTable(db, id), q.datasetActions(db, id),
+      ]);
+      const view: q.DatasetView = { dataset, counts: c, errors, stats, actions };
       const jobStatus = qs(req, 'job_status');
       const jobs = await q.jobsPage(db, id, { status: jobStatus, page: q.pageNumber(qs(req, 'jobs_page')), jobCounts: c.jobs });
       return sendPage(reply, pages.datasetPage(await viewContext(req, reply), view, jobs, { jobStatus, range }));

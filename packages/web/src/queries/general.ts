@@ -113,9 +113,14 @@ export interface GridListRow {
 /** Every grid with its active task counts (tasks QUEUEING/QUEUED/PROCESSING: the (status, …) index) and black-holed nodes. */
 export async function listGridsOverview(db: DbOrTrx, nowMs: number = Date.now()): Promise<GridListRow[]> {
   const grids = (await db('grid').select('id', 'name', 'plugin', 'status', 'last_seen_at').orderBy('name')) as Array<Record<string, unknown>>;
-  const active = (await db('task').select('grid_id', 'status').count({ n: '*' }).whereIn('status', GRID_ACTIVE_STATUSES).whereNotNull('grid_id').groupBy('grid_id', 'status')) as Array<{
-    grid_id: number; status: string; n: number | string;
-  }>;
+  // (grid_id, status) pairs as equality ranges of the task (grid_id, status) index: only the
+  // active tasks' entries are read (`grid_id IS NOT NULL` would walk every claimed task's).
+  const gridIds = grids.map((g) => Number(g.id));
+  const active = gridIds.length
+    ? ((await db('task').select('grid_id', 'status').count({ n: '*' }).whereIn('grid_id', gridIds).whereIn('status', GRID_ACTIVE_STATUSES).groupBy('grid_id', 'status')) as Array<{
+      grid_id: number; status: string; n: number | string;
+    }>)
+    : [];
   const holes = (await db('node').select('grid_id').count({ n: '*' }).where('blackholed_until', '>', nowMs).whereNotNull('grid_id').groupBy('grid_id')) as Array<{
     grid_id: number; n: number | string;
   }>;

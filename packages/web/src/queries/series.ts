@@ -1,4 +1,4 @@
-import { NotFoundError, TASK_STATUSES, TaskStatus, isMysql, taskStatusCounts, type DbOrTrx, type TaskStatus as TaskStatusT } from '@firn/core';
+import { NotFoundError, TASK_STATUSES, TRANSITIONS, TaskStatus, isMysql, taskStatusCounts, type DbOrTrx, type TaskStatus as TaskStatusT } from '@firn/core';
 import { num } from './common';
 
 const MINUTE = 60_000;
@@ -40,47 +40,54 @@ export function bucketWidth(spanMs: number): number {
   return BUCKET_WIDTHS.find((w) => spanMs / w <= MAX_BUCKETS) ?? BUCKET_WIDTHS[BUCKET_WIDTHS.length - 1]!;
 }
 
+/** Every (from, to) a task transition can write to `history`: the state machine's table. */
+export const TRANSITION_PAIRS: ReadonlyArray<readonly [TaskStatusT, TaskStatusT]> = [
+  ...new Map(TRANSITIONS.flatMap((r) => r.from.map((f) => [`${f}>${r.to}`, [f, r.to] as const]))).values(),
+];
+
 /**
  * Charts of a dataset over a time window, from its `history` rows.
  *
  * Completions, errors and evictions are the transitions into OK / ERROR / EVICTED per bucket.
  * Tasks by state over time are reconstructed backwards from the current counts: walking from the
  * newest bucket to the oldest, each transition `from → to` is undone (to − n, from + n). So only
- * the history inside the window is read — one range scan of the history (dataset_id, entity,
- * created_at, from_status, to_status) index, grouped in SQL — however long the dataset has run.
- * Counts and history are read in one transaction (a consistent snapshot).
+ * the history inside the window is read, however long the dataset has run.
+ *
+ * How it is read (issue 8: a 30-day window of a 1M-task dataset is ~5.5M history rows): counts
+ * per (transition, bucket) over ranges of the history (dataset_id, entity, from_status,
+ * to_status, created_at) index — migration 0003 — reading nothing but the index (see
+ * transitionCounts). Only task transitions are counted (the state machine's pairs),
+ * not the other task events `history` records (a retry wait, a refused start), which change no
+ * status. On SQLite (one connection) counts and history are read in one transaction, a
+ * consistent snapshot; on MySQL/MariaDB they are read side by side on two connections, so a
+ * transition committed between the two reads shifts the chart by that one task until the next
+ * refresh (the states are clamped at 0).
  */
 export async function datasetSeries(db: DbOrTrx, datasetId: number, range: SeriesRange = DEFAULT_SERIES_RANGE, nowMs: number = Date.now()): Promise<DatasetSeries> {
-  const read = async (trx: DbOrTrx) => {
-    const ds = (await trx('dataset').select('created_at').where({ id: datasetId }).first()) as { created_at: number } | undefined;
-    if (!ds) throw new NotFoundError(`no dataset ${datasetId}`);
-    const createdAt = num(ds.created_at);
-    const span = SERIES_RANGES[range];
-    const from = span === null ? createdAt : Math.max(createdAt, nowMs - span);
-    const end = Math.max(nowMs, from + MINUTE);
-    const width = bucketWidth(end - from);
-    const start = Math.floor(from / width) * width;
-    const k = Math.max(1, Math.ceil((end - start) / width));
-    const bucket = isMysql(trx) ? '(created_at - ?) DIV ?' : 'CAST((created_at - ?) / ? AS INTEGER)';
-    const rows = (await trx.raw(
-      `SELECT ${bucket} AS b, from_status, to_status, COUNT(*) AS n FROM history
-       WHERE dataset_id = ? AND entity = ? AND created_at >= ? GROUP BY b, from_status, to_status`,
-      [start, width, datasetId, 'task', start],
-    )) as unknown;
-    const counts = await taskStatusCounts(trx, datasetId);
-    return { start, end, width, k, rows: rawRows(rows), counts };
-  };
-  const { start, end, width, k, rows, counts } = await (isTransactionLike(db) ? read(db) : (db as import('knex').Knex).transaction(read));
+  const ds = (await db('dataset').select('created_at').where({ id: datasetId }).first()) as { created_at: number } | undefined;
+  if (!ds) throw new NotFoundError(`no dataset ${datasetId}`);
+  const createdAt = num(ds.created_at);
+  const span = SERIES_RANGES[range];
+  const from = span === null ? createdAt : Math.max(createdAt, nowMs - span);
+  const end = Math.max(nowMs, from + MINUTE);
+  const width = bucketWidth(end - from);
+  const start = Math.floor(from / width) * width;
+  const k = Math.max(1, Math.ceil((end - start) / width));
+  const both = async (trx: DbOrTrx) => [await transitionCounts(trx, datasetId, start, width, k), await taskStatusCounts(trx, datasetId)] as const;
+  const [rows, counts] = isTransactionLike(db)
+    ? await both(db)
+    : isMysql(db)
+      ? await Promise.all([transitionCounts(db, datasetId, start, width, k), taskStatusCounts(db, datasetId)])
+      : await (db as import('knex').Knex).transaction(both);
 
   const perBucket: Array<Array<{ from: string | null; to: string | null; n: number }>> = Array.from({ length: k }, () => []);
   const completed = new Array<number>(k).fill(0);
   const errors = new Array<number>(k).fill(0);
   const evictions = new Array<number>(k).fill(0);
   for (const r of rows) {
-    const b = Math.min(k - 1, Math.max(0, num(r.b)));
-    const n = num(r.n);
-    const to = (r.to_status as string | null) ?? null;
-    perBucket[b]!.push({ from: (r.from_status as string | null) ?? null, to, n });
+    const b = Math.min(k - 1, Math.max(0, r.b));
+    const { n, to } = r;
+    perBucket[b]!.push({ from: r.from, to, n });
     if (to === TaskStatus.OK) completed[b]! += n;
     else if (to === TaskStatus.ERROR) errors[b]! += n;
     else if (to === TaskStatus.EVICTED) evictions[b]! += n;
@@ -105,6 +112,42 @@ export async function datasetSeries(db: DbOrTrx, datasetId: number, range: Serie
     errors,
     evictions,
   };
+}
+
+/**
+ * Task transitions per (bucket, from, to) from `start` on (later ones in the last bucket, as a
+ * clock running ahead may write them), zero counts left out, over
+ * ranges of the history (dataset_id, entity, from_status, to_status, created_at) index:
+ * - SQLite: a COUNT(*) per (bucket, pair), each a correlated subquery over one index range —
+ *   counting entries is cheap there, while grouping by a computed bucket sorts every row;
+ * - MySQL/MariaDB: one GROUP BY bucket per pair (a UNION ALL) — it does not use a range for a
+ *   correlated subquery, and its grouping into a small in-memory table is cheap.
+ */
+async function transitionCounts(
+  db: DbOrTrx, datasetId: number, start: number, width: number, k: number,
+): Promise<Array<{ b: number; from: string; to: string; n: number }>> {
+  if (isMysql(db)) {
+    return countRows(await db.raw(
+      TRANSITION_PAIRS.map(() => `SELECT (h.created_at - ?) DIV ? AS b, ? AS f, ? AS t, COUNT(*) AS n FROM history h
+        WHERE h.dataset_id = ? AND h.entity = ? AND h.from_status = ? AND h.to_status = ? AND h.created_at >= ? GROUP BY b`).join(' UNION ALL '),
+      TRANSITION_PAIRS.flatMap(([f, t]) => [start, width, f, t, datasetId, 'task', f, t, start]),
+    ));
+  }
+  return countRows(await db.raw(
+    `WITH RECURSIVE b (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < ?),
+       p (f, t) AS (${TRANSITION_PAIRS.map(() => 'SELECT ?, ?').join(' UNION ALL ')})
+     SELECT b.i AS b, p.f AS f, p.t AS t,
+       (SELECT COUNT(*) FROM history h WHERE h.dataset_id = ? AND h.entity = ? AND h.from_status = p.f AND h.to_status = p.t
+         AND h.created_at >= ? + b.i * ? AND h.created_at < CASE WHEN b.i = ? THEN ? ELSE ? + (b.i + 1) * ? END) AS n
+     FROM b CROSS JOIN p`,
+    [k - 1, ...TRANSITION_PAIRS.flat(), datasetId, 'task', start, width, k - 1, Number.MAX_SAFE_INTEGER, start, width],
+  ));
+}
+
+function countRows(res: unknown): Array<{ b: number; from: string; to: string; n: number }> {
+  return rawRows(res)
+    .map((r) => ({ b: num(r.b), from: String(r.f), to: String(r.t), n: num(r.n) }))
+    .filter((r) => r.n > 0);
 }
 
 function isTransactionLike(db: DbOrTrx): boolean {

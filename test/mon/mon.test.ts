@@ -283,6 +283,40 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
     expect((await db('task_log').where({ task_id: t.id, name: 'pilot' }).first()).data).toBe('done\n');
   });
 
+  test('pilot.finish carrying the task\'s last stats, logs and files writes them with the outcome; with a stale passkey nothing of it lands', async () => {
+    await startMon();
+    const seeded = await seedDataset(db, 2);
+    const [a, b] = [seeded.tasks[0]!, seeded.tasks[1]!];
+    const file = { local_name: 'out.dat', url: 'file:///dest/out.dat', temp_url: 'file:///tmp/out.dat', type: 'permanent', size: 3, md5: 'A'.repeat(32), sha256: 'b'.repeat(64) };
+    for (const t of [a, b]) await client.call('pilot.start', { task_id: t.id, passkey: t.passkey });
+    // an earlier update of the same task, then the finish with the rest
+    await client.call('pilot.stats', { task_id: a.id, passkey: a.passkey, stats: { early: 1, hits: 100 } });
+    await expect(client.call('pilot.finish', {
+      task_id: a.id, passkey: a.passkey, ok: true, resources: { cpu_seconds: 2, wall_seconds: 3 },
+      stats: { hits: 7, misses: 2 }, logs: [{ name: 'pilot', data: 'done\n', append: false }, { name: 't.m.stdout', data: 'out\n' }], files: [file],
+    })).resolves.toEqual({ status: 'READYTOCOPY' });
+    const stats = await db('dataset_stat').where({ dataset_id: seeded.datasetId }).orderBy('name');
+    expect(stats.map((s: { name: string; n: number; sum: number }) => [s.name, Number(s.n), Number(s.sum)])).toEqual([['early', 1, 1], ['hits', 1, 7], ['misses', 1, 2]]);
+    expect((await db('task_log').where({ task_id: a.id }).orderBy('name')).map((l: { name: string; data: string }) => [l.name, l.data])).toEqual([['pilot', 'done\n'], ['t.m.stdout', 'out\n']]);
+    const files = await db('file').where({ task_id: a.id, kind: 'output' });
+    expect(files.map((f: Record<string, unknown>) => [f.local_name, f.state, f.md5, Number(f.size)])).toEqual([['out.dat', 'STAGED', 'a'.repeat(32), 3]]);
+    expect(Number((await db('task').where({ id: a.id }).first()).cpu_seconds)).toBe(2);
+    // a retried finish (lost answer) writes nothing more
+    await expect(client.call('pilot.finish', { task_id: a.id, passkey: a.passkey, ok: true, stats: { hits: 1000 }, files: [file] })).resolves.toEqual({ status: 'READYTOCOPY' });
+    expect(Number((await db('dataset_stat').where({ dataset_id: seeded.datasetId, name: 'hits' }).first()).sum)).toBe(7);
+    expect(await db('file').where({ task_id: a.id, kind: 'output' })).toHaveLength(1);
+    // a wrong passkey: refused, and none of what it carried is written
+    expect((await rpcErrorOf(client, 'pilot.finish', { task_id: b.id, passkey: 'x'.repeat(20), ok: true, stats: { hits: 5 }, logs: [{ name: 'pilot', data: 'no' }], files: [file] })).code).toBe(-32009);
+    expect(await db('task_stat').where({ task_id: b.id })).toHaveLength(0);
+    expect(await db('task_log').where({ task_id: b.id })).toHaveLength(0);
+    expect(await db('file').where({ task_id: b.id, kind: 'output' })).toHaveLength(0);
+    expect((await db('task').where({ id: b.id }).first()).status).toBe('PROCESSING');
+    // a bad entry is named with its path
+    const bad = await rpcErrorOf(client, 'pilot.finish', { task_id: b.id, passkey: b.passkey, ok: true, logs: [{ name: '', data: 'x' }] });
+    expect(bad.code).toBe(-32602);
+    expect(JSON.stringify(bad.data)).toContain('/params/logs/0/name');
+  });
+
   test('backpressure: beyond [mon] max_pending updates are refused with -32029, and accepted again once written', async () => {
     await startMon({ max_pending: 5, flush_ms: 100 });
     const seeded = await seedDataset(db, 10);

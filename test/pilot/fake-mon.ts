@@ -15,6 +15,8 @@ export interface RecordedCall {
   at: number;
   /** Whether the call arrived inside a JSON-RPC batch. */
   batched: boolean;
+  /** A pilot.stats / pilot.log / pilot.files that came inside pilot.finish (stats, logs, files). */
+  viaFinish?: boolean;
 }
 
 export interface FakeMonOptions {
@@ -112,6 +114,14 @@ export class FakeMon {
     } catch (e) {
       const x = e as { code?: number; message?: string };
       return err(x.code ?? -32603, x.message ?? 'error');
+    }
+    if (method === 'pilot.finish') {
+      // what firn-mon writes from a finish that carries the task's last updates, in its order
+      const base = { task_id: params.task_id, passkey: params.passkey };
+      const carried = (m: string, p: Record<string, any>) => this.calls.push({ method: m, params: { ...base, ...p }, at: call.at, batched, viaFinish: true });
+      if (params.files) carried('pilot.files', { files: params.files });
+      if (params.stats) carried('pilot.stats', { stats: params.stats });
+      for (const l of (params.logs ?? []) as Array<Record<string, any>>) carried('pilot.log', l);
     }
     this.calls.push(call);
     switch (method) {

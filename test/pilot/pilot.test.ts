@@ -171,7 +171,9 @@ describe('firn-pilot with a recording mon', () => {
       expectCompleteRun(run, outcome);
       // the run's updates were delivered after mon came back (heartbeats coalesced into few calls)
       const after = run.mon.calls.filter((c) => c.at >= upAt).map((c) => c.method);
-      expect(after).toEqual(expect.arrayContaining(['pilot.heartbeat', 'pilot.log', 'pilot.files', 'pilot.stats', 'pilot.finish']));
+      // (the waiting heartbeat is replaced by the finish's final resources)
+      expect(after).toEqual(expect.arrayContaining(['pilot.log', 'pilot.files', 'pilot.stats', 'pilot.finish']));
+      expect(run.mon.callsOf('pilot.finish')[0]?.params.resources).toMatchObject({ cpu_seconds: expect.any(Number), wall_seconds: expect.any(Number) });
       expect(run.mon.callsOf('pilot.heartbeat').filter((c) => c.at >= upAt).length).toBeLessThanOrEqual(3);
     } finally {
       await run.mon.close();

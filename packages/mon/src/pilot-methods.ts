@@ -5,7 +5,7 @@ import {
 } from '@firn/core';
 import { ImmutableCache } from './immutable-cache';
 import { forUpdate, passkeyDigest, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
-import { HEARTBEAT_COLUMNS, type HeartbeatColumn, type WriteBatcher } from './write-batcher';
+import { HEARTBEAT_COLUMNS, type HeartbeatColumn, type PendingUpdate, type WriteBatcher } from './write-batcher';
 
 /**
  * The pilot.* JSON-RPC methods of ARCHITECTURE.md (params validated against
@@ -64,6 +64,10 @@ export interface FinishParams extends PilotAuth {
   ok: boolean;
   error?: string;
   resources?: Partial<Record<HeartbeatColumn, number>>;
+  /** The task's last statistics, logs and output files, written with the outcome (optional). */
+  stats?: Record<string, number>;
+  logs?: Array<{ name: string; data: string; append?: boolean }>;
+  files?: OutputFile[];
 }
 
 export interface StartResult {
@@ -355,23 +359,9 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     handler: (p) => guarded(async () => {
       received('pilot.files');
       const digest = passkeyDigest(p.passkey);
-      // one row per local_name (the last one wins within a call)
-      const byName = new Map<string, OutputFile>();
-      for (const f of p.files) byName.set(f.local_name, f);
       await withTransaction(db, async (trx) => {
         const task = await lockTask(trx, p.task_id, digest, [TaskStatus.PROCESSING]);
-        if (byName.size === 0) return;
-        const t = now();
-        for (const names of chunk([...byName.keys()], 500)) {
-          await trx('file').where({ task_id: task.id, kind: 'output' }).whereIn('local_name', names).delete();
-        }
-        const rows = [...byName.values()].map((f) => ({
-          dataset_id: task.dataset_id, job_id: task.job_id, task_id: task.id, kind: 'output',
-          local_name: f.local_name, url: f.url, temp_url: f.temp_url ?? null, type: f.type ?? 'permanent',
-          size: f.size, md5: f.md5.toLowerCase(), sha256: f.sha256.toLowerCase(), state: 'STAGED', error: null,
-          created_at: t, updated_at: t,
-        }));
-        for (const part of chunk(rows, 200)) await trx('file').insert(part);
+        await writeOutputFiles(trx, task, p.files);
       });
       return { ok: true as const };
     }),
@@ -388,6 +378,13 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
         const task = await lockTask(trx, p.task_id, digest, [TaskStatus.PROCESSING, ...after]);
         // a retried finish (its answer was lost) whose outcome was already recorded: same answer
         if (task.status !== TaskStatus.PROCESSING) return task.status as TaskStatus;
+        // what came with the call: written first, in this transaction (the passkey was checked above)
+        if (p.files?.length) await writeOutputFiles(trx, task, p.files);
+        const carried: PendingUpdate[] = [
+          ...(p.stats && Object.keys(p.stats).length ? [{ kind: 'stats' as const, taskId: task.id, digest, stats: p.stats }] : []),
+          ...(p.logs ?? []).map((l) => ({ kind: 'log' as const, taskId: task.id, digest, name: l.name, data: l.data, append: l.append ?? true })),
+        ];
+        if (carried.length) await batcher.apply(trx, carried, () => Number(task.dataset_id));
         const t = now();
         const resources = pickResources(p.resources);
         if (p.ok) {
@@ -422,26 +419,41 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
   };
 }
 
-/** Add the task's statistics to its dataset's aggregates (n, sum, sum_sq, min, max), in SQL. */
-export async function foldTaskStats(trx: Trx, taskId: number, datasetId: number, mysql: boolean): Promise<number> {
-  // in name order, so that two tasks of one dataset finishing together lock dataset_stat rows in the same order
-  const rows = (await trx('task_stat').select('name', 'value').where({ task_id: taskId }).orderBy('name')) as Array<{ name: string; value: number }>;
-  for (const part of chunk(rows, 500)) {
-    const values = part.map(() => '(?, ?, 1, ?, ?, ?, ?)').join(', ');
-    const bindings = part.flatMap((r) => {
-      const v = Number(r.value);
-      return [datasetId, r.name, v, v * v, v, v];
-    });
-    const sql = mysql
-      ? `INSERT INTO dataset_stat (dataset_id, name, n, \`sum\`, sum_sq, \`min\`, \`max\`) VALUES ${values}
-         ON DUPLICATE KEY UPDATE n = n + VALUES(n), \`sum\` = \`sum\` + VALUES(\`sum\`), sum_sq = sum_sq + VALUES(sum_sq),
-         \`min\` = LEAST(\`min\`, VALUES(\`min\`)), \`max\` = GREATEST(\`max\`, VALUES(\`max\`))`
-      : `INSERT INTO dataset_stat (dataset_id, name, n, "sum", sum_sq, "min", "max") VALUES ${values}
-         ON CONFLICT (dataset_id, name) DO UPDATE SET n = dataset_stat.n + excluded.n, "sum" = dataset_stat."sum" + excluded."sum",
-         sum_sq = dataset_stat.sum_sq + excluded.sum_sq, "min" = MIN(dataset_stat."min", excluded."min"), "max" = MAX(dataset_stat."max", excluded."max")`;
-    await trx.raw(sql, bindings);
+/** Output files of a task (one row per local_name: the last one wins; a repeated name replaces the row). */
+async function writeOutputFiles(trx: Trx, task: TaskRow, files: readonly OutputFile[]): Promise<void> {
+  const byName = new Map<string, OutputFile>();
+  for (const f of files) byName.set(f.local_name, f);
+  if (byName.size === 0) return;
+  const t = now();
+  for (const names of chunk([...byName.keys()], 500)) {
+    await trx('file').where({ task_id: task.id, kind: 'output' }).whereIn('local_name', names).delete();
   }
-  return rows.length;
+  const rows = [...byName.values()].map((f) => ({
+    dataset_id: task.dataset_id, job_id: task.job_id, task_id: task.id, kind: 'output',
+    local_name: f.local_name, url: f.url, temp_url: f.temp_url ?? null, type: f.type ?? 'permanent',
+    size: f.size, md5: f.md5.toLowerCase(), sha256: f.sha256.toLowerCase(), state: 'STAGED', error: null,
+    created_at: t, updated_at: t,
+  }));
+  for (const part of chunk(rows, 200)) await trx('file').insert(part);
+}
+
+/**
+ * Add the task's statistics to its dataset's aggregates (n, sum, sum_sq, min, max), in SQL: one
+ * INSERT … SELECT from task_stat, in name order (two tasks of one dataset finishing together
+ * lock dataset_stat rows in the same order).
+ */
+export async function foldTaskStats(trx: Trx, taskId: number, datasetId: number, mysql: boolean): Promise<void> {
+  const sql = mysql
+    ? `INSERT INTO dataset_stat (dataset_id, name, n, \`sum\`, sum_sq, \`min\`, \`max\`)
+       SELECT ?, s.name, 1, s.value, s.value * s.value, s.value, s.value FROM task_stat s WHERE s.task_id = ? ORDER BY s.name
+       ON DUPLICATE KEY UPDATE n = dataset_stat.n + VALUES(n), \`sum\` = dataset_stat.\`sum\` + VALUES(\`sum\`),
+       sum_sq = dataset_stat.sum_sq + VALUES(sum_sq), \`min\` = LEAST(dataset_stat.\`min\`, VALUES(\`min\`)),
+       \`max\` = GREATEST(dataset_stat.\`max\`, VALUES(\`max\`))`
+    : `INSERT INTO dataset_stat (dataset_id, name, n, "sum", sum_sq, "min", "max")
+       SELECT ?, s.name, 1, s.value, s.value * s.value, s.value, s.value FROM task_stat s WHERE s.task_id = ? ORDER BY s.name
+       ON CONFLICT (dataset_id, name) DO UPDATE SET n = dataset_stat.n + excluded.n, "sum" = dataset_stat."sum" + excluded."sum",
+       sum_sq = dataset_stat.sum_sq + excluded.sum_sq, "min" = MIN(dataset_stat."min", excluded."min"), "max" = MAX(dataset_stat."max", excluded."max")`;
+  await trx.raw(sql, [datasetId, taskId]);
 }
 
 /** Count the outcome for the worker node (black-hole detection reads ok/fail counts and `recent`). */

@@ -256,17 +256,24 @@ export class WriteBatcher {
       for (const r of rows) tasks.set(Number(r.id), r);
     }
     const outcomes = batch.map((e) => passkeyValid(tasks.get(e.update.taskId), e.update.digest, [TaskStatus.PROCESSING]));
+    await this.apply(trx, batch.filter((_, i) => outcomes[i]).map((e) => e.update), (id) => Number(tasks.get(id)!.dataset_id));
+    return outcomes;
+  }
 
+  /**
+   * Write updates whose passkeys the caller has checked, with the task rows locked, in the
+   * caller's transaction (a flush; pilot.finish with its last stats and logs). Heartbeats,
+   * statistics and logs as described at the top: a few multi-row statements for all of them.
+   */
+  async apply(trx: Trx, updates: readonly PendingUpdate[], datasetOf: (taskId: number) => number): Promise<void> {
     const heartbeats = new Map<number, Partial<Record<HeartbeatColumn, number>>>();
     const stats = new Map<string, { task_id: number; dataset_id: number; name: string; value: number }>();
     const logs = new Map<string, { taskId: number; name: string; replace: boolean; text: string }>();
-    batch.forEach((e, i) => {
-      if (!outcomes[i]) return;
-      const u = e.update;
+    for (const u of updates) {
       if (u.kind === 'heartbeat') {
         heartbeats.set(u.taskId, { ...heartbeats.get(u.taskId), ...u.values });
       } else if (u.kind === 'stats') {
-        const datasetId = Number(tasks.get(u.taskId)!.dataset_id);
+        const datasetId = datasetOf(u.taskId);
         for (const [name, value] of Object.entries(u.stats)) stats.set(`${u.taskId}\u0000${name}`, { task_id: u.taskId, dataset_id: datasetId, name, value });
       } else {
         const key = `${u.taskId}\u0000${u.name}`;
@@ -274,14 +281,13 @@ export class WriteBatcher {
         if (!u.append || !cur) logs.set(key, { taskId: u.taskId, name: u.name, replace: !u.append, text: u.data });
         else cur.text += u.data;
       }
-    });
+    }
 
     await this.writeHeartbeats(trx, heartbeats);
     for (const part of chunk([...stats.values()], ROWS_PER_STATEMENT)) {
       await trx('task_stat').insert(part).onConflict(['task_id', 'name']).merge(['value']);
     }
     await this.writeLogs(trx, [...logs.values()]);
-    return outcomes;
   }
 
   private async writeHeartbeats(trx: Trx, heartbeats: Map<number, Partial<Record<HeartbeatColumn, number>>>): Promise<void> {

@@ -50,7 +50,16 @@ describe('RpcReporter', () => {
     reporter.stats({ events: 3 });
     const fin = await reporter.finish(true, undefined, { cpu_seconds: 1, wall_seconds: 2, rss_mb: 3, disk_mb: 4 });
     expect(fin.status).toBe('READYTOCOPY');
-    expect(mon.calls.map((c) => c.method)).toEqual(['pilot.start', 'pilot.heartbeat', 'pilot.log', 'pilot.files', 'pilot.stats', 'pilot.finish']);
+    // the waiting updates travel inside pilot.finish (one request); the heartbeat is dropped:
+    // the finish has the final resources
+    expect(mon.calls.map((c) => `${c.method}${c.viaFinish ? ' (in finish)' : ''}`)).toEqual([
+      'pilot.start', 'pilot.files (in finish)', 'pilot.stats (in finish)', 'pilot.log (in finish)', 'pilot.finish',
+    ]);
+    expect(mon.bodies).toHaveLength(2);
+    expect(mon.callsOf('pilot.finish')[0]?.params).toMatchObject({
+      ok: true, stats: { events: 3 }, logs: [{ name: 'a.stdout', data: 'hello', append: false }], files: [{ local_name: 'o', md5: MD5 }],
+      resources: { cpu_seconds: 1, wall_seconds: 2, rss_mb: 3, disk_mb: 4 },
+    });
     expect(mon.calls.every((c) => c.params.task_id === 42 && c.params.passkey === mon.passkey)).toBe(true);
     expect(mon.callsOf('pilot.start')[0]?.params).toMatchObject({ host: 'node1', resources: { cpus: 2 } });
     expect(logLines.join('')).not.toContain(mon.passkey);
@@ -76,7 +85,27 @@ describe('RpcReporter', () => {
     expect(mon.callsOf('pilot.log').map((c) => [c.params.data, c.params.append])).toEqual([['part1 part2', true]]);
     expect(mon.callsOf('pilot.files')).toHaveLength(1);
     expect(mon.calls[mon.calls.length - 1]?.method).toBe('pilot.finish');
-    expect(mon.calls.some((c) => c.batched)).toBe(true); // the backlog went out as a batch
+    // the backlog went out with the finish; the heartbeat on its own (this finish has no resources)
+    expect(mon.calls.filter((c) => c.viaFinish).map((c) => c.method).sort()).toEqual(['pilot.files', 'pilot.log', 'pilot.stats']);
+    expect(hb[0]?.viaFinish).toBeUndefined();
+  });
+
+  it('a mon that does not take updates in pilot.finish (-32602): they are sent on their own, then the finish', async () => {
+    await reporter.start('n');
+    mon.onCall = (c) => {
+      if (c.method === 'pilot.finish' && (c.params.stats || c.params.logs || c.params.files)) throw { code: -32602, message: 'invalid params: /params must NOT have additional properties' };
+    };
+    reporter.stats({ a: 1 });
+    reporter.log('l', 'text');
+    await expect(reporter.finish(true)).resolves.toEqual({ status: 'READYTOCOPY' });
+    expect(mon.calls.map((c) => `${c.method}${c.viaFinish ? ' (in finish)' : ''}`)).toEqual(['pilot.start', 'pilot.stats', 'pilot.log', 'pilot.finish']);
+    expect(mon.callsOf('pilot.log')[0]?.params).toMatchObject({ name: 'l', data: 'text' });
+    expect(logLines.join('')).toMatch(/does not take updates with pilot.finish/);
+    // and from then on without trying again
+    const before = mon.bodies.length;
+    reporter.stats({ b: 2 });
+    await reporter.finish(true);
+    expect(mon.bodies.length - before).toBe(2);
   });
 
   it('retries a rate-limited call', async () => {
@@ -118,6 +147,7 @@ describe('RpcReporter', () => {
       if (c.method === 'pilot.log') throw { code: -32602, message: 'invalid params: /params/name' };
     };
     reporter.log('bad', 'x');
+    await reporter.flush(5_000); // sent (and refused) on its own, before the finish
     reporter.stats({ a: 1 });
     await reporter.finish(true);
     expect(mon.calls.map((c) => c.method)).toEqual(['pilot.start', 'pilot.stats', 'pilot.finish']);

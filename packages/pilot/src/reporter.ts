@@ -69,6 +69,8 @@ interface Op {
   method: string;
   params: Record<string, unknown>;
   done?: { resolve: (v: unknown) => void; reject: (e: Error) => void };
+  /** A finish carrying these waiting updates (sent separately if mon does not take them). */
+  carried?: Op[];
 }
 
 export interface RpcReporterOptions {
@@ -108,6 +110,8 @@ export class RpcReporter implements Reporter {
   private wake: (() => void) | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** mon refused a finish carrying updates (an older mon): send them separately from now on. */
+  private noCarry = false;
   private readonly backoff: BackoffOptions;
   private readonly logger: Logger;
   /** Counters for tests and the pilot's own log. */
@@ -243,10 +247,13 @@ export class RpcReporter implements Reporter {
         if (i >= 0) this.queue.splice(i, 1);
         reject(new MonUnreachableError(`mon did not accept pilot.finish within ${Math.round(timeout / 1000)} s`));
       }, timeout);
+      const params = this.params({ ok, ...(error !== undefined ? { error } : {}), ...(resources ? { resources } : {}) });
+      const carried = this.carryIntoFinish(params, resources !== undefined);
       const op: Op = {
         kind: 'finish',
         method: 'pilot.finish',
-        params: this.params({ ok, ...(error !== undefined ? { error } : {}), ...(resources ? { resources } : {}) }),
+        params,
+        ...(carried.length ? { carried } : {}),
         done: {
           resolve: (v) => {
             clearTimeout(timer);
@@ -260,6 +267,33 @@ export class RpcReporter implements Reporter {
       };
       this.enqueue(op);
     });
+  }
+
+  /**
+   * The updates still waiting to be sent go with pilot.finish: its stats, logs and files in the
+   * call (mon writes them in the finish's transaction), a waiting heartbeat dropped when the
+   * finish has the final resources. One request and one transaction instead of two. Returns
+   * the ops taken out of the queue.
+   */
+  private carryIntoFinish(params: Record<string, unknown>, hasResources: boolean): Op[] {
+    if (this.noCarry) return [];
+    const carried: Op[] = [];
+    const stats: Stats = {};
+    const logs: Array<{ name: string; data: string; append: boolean }> = [];
+    const files: OutputFile[] = [];
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((op) => {
+      if (op.kind === 'finish' || (op.kind === 'heartbeat' && !hasResources)) return true;
+      carried.push(op);
+      if (op.kind === 'stats') Object.assign(stats, op.params.stats as Stats);
+      else if (op.kind === 'log') logs.push({ name: String(op.params.name), data: String(op.params.data), append: op.params.append === true });
+      else if (op.kind === 'files') files.push(...(op.params.files as OutputFile[]));
+      return false;
+    }));
+    if (Object.keys(stats).length) params.stats = stats;
+    if (logs.length) params.logs = logs;
+    if (files.length) params.files = files;
+    for (const op of carried) op.done?.resolve({ ok: true });
+    return carried;
   }
 
   onFatal(cb: (e: Error) => void): void {
@@ -362,6 +396,16 @@ export class RpcReporter implements Reporter {
                 const err = new StalePasskeyError(`${op.method} refused: ${(e as Error).message}`);
                 this.setFatal(err);
                 op.done?.reject(err);
+              } else if (op.carried && e instanceof RpcError && e.code === RpcErrorCode.INVALID_PARAMS) {
+                // a mon that does not know stats/logs/files in pilot.finish: send them on their own first
+                this.noCarry = true;
+                this.logger.warn('mon does not take updates with pilot.finish; sending them separately', { error: e.message });
+                const plain = { ...op.params };
+                delete plain.stats;
+                delete plain.logs;
+                delete plain.files;
+                const { carried, ...rest } = op;
+                this.queue.unshift(...carried.map((c) => ({ ...c, done: undefined }) as Op), { ...rest, params: plain });
               } else {
                 this.logger.error('mon rejected an update; dropping it', { method: op.method, error: (e as Error).message });
                 op.done?.reject(coerceError(e));

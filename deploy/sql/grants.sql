@@ -95,6 +95,8 @@ GRANT SELECT ON firn.dataset_stat       TO 'firn_mon'@'%', 'firn_dh'@'%', 'firn_
 GRANT SELECT ON firn.task_log           TO 'firn_mon'@'%', 'firn_dh'@'%', 'firn_queue'@'%', 'firn_web'@'%';
 GRANT SELECT ON firn.node               TO 'firn_mon'@'%', 'firn_dh'@'%', 'firn_queue'@'%', 'firn_web'@'%';
 GRANT SELECT ON firn.history            TO 'firn_mon'@'%', 'firn_dh'@'%', 'firn_queue'@'%', 'firn_web'@'%';
+GRANT SELECT ON firn.task_flow          TO 'firn_mon'@'%', 'firn_dh'@'%', 'firn_queue'@'%', 'firn_web'@'%';
+GRANT SELECT ON firn.task_flow_state    TO 'firn_mon'@'%', 'firn_dh'@'%', 'firn_queue'@'%', 'firn_web'@'%';
 
 -- ---------------------------------------------------------------------------------------
 -- firn_mon: pilot.start / heartbeat / stats / log / files / finish.
@@ -114,6 +116,14 @@ GRANT UPDATE         ON firn.dataset TO 'firn_dh'@'%';
 GRANT UPDATE         ON firn.file    TO 'firn_dh'@'%';
 GRANT INSERT, UPDATE ON firn.node    TO 'firn_dh'@'%';
 GRANT INSERT         ON firn.history TO 'firn_dh'@'%';
+-- the web monitor's chart counts (task transitions per dataset and time bucket, see operator.md)
+GRANT INSERT, UPDATE ON firn.task_flow       TO 'firn_dh'@'%';
+GRANT UPDATE         ON firn.task_flow_state TO 'firn_dh'@'%';
+-- PROCESS (server-wide: lets firn_dh see which transactions are open, and other sessions'
+-- statements) lets firn-dh count history into task_flow as soon as no transaction that could
+-- still commit below it is open. Without it, firn-dh waits 10 minutes after seeing a history
+-- row before counting up to it, and the charts read those 10 minutes from history.
+GRANT PROCESS ON *.* TO 'firn_dh'@'%';
 
 -- ---------------------------------------------------------------------------------------
 -- firn_queue: its grid row (created on first start, heartbeat, last cycle), claims and

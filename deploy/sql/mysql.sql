@@ -324,8 +324,25 @@ CREATE TABLE `history` (
   `created_at` bigint(20) NOT NULL,
   PRIMARY KEY (`id`),
   KEY `history_entity_idx` (`entity`,`entity_id`),
-  KEY `history_dataset_idx` (`dataset_id`,`created_at`),
-  KEY `history_dataset_flow_idx` (`dataset_id`,`entity`,`from_status`,`to_status`,`created_at`)
+  KEY `history_dataset_idx` (`dataset_id`,`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE `task_flow` (
+  `dataset_id` int(11) NOT NULL,
+  `span_ms` int(10) unsigned NOT NULL,
+  `bucket_start` bigint(20) NOT NULL,
+  `from_status` varchar(16) NOT NULL,
+  `to_status` varchar(16) NOT NULL,
+  `n` bigint(20) NOT NULL,
+  PRIMARY KEY (`dataset_id`,`span_ms`,`bucket_start`,`from_status`,`to_status`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE `task_flow_state` (
+  `id` int(10) unsigned NOT NULL,
+  `history_id` bigint(20) NOT NULL,
+  `seen_id` bigint(20) NOT NULL,
+  `seen_at` bigint(20) NOT NULL,
+  PRIMARY KEY (`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE `knex_migrations` (
@@ -342,8 +359,10 @@ CREATE TABLE `knex_migrations_lock` (
   PRIMARY KEY (`index`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+INSERT INTO `task_flow_state` (`id`, `history_id`, `seen_id`, `seen_at`) VALUES (1, 0, 0, 0);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0001_initial', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0002_web_indexes', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0003_history_flow_index', 1, CURRENT_TIMESTAMP);
+INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0004_task_flow', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0);
 SET FOREIGN_KEY_CHECKS = 1;

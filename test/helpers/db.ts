@@ -82,6 +82,21 @@ export async function createTestDb(kind: DbKind, options: { poolMax?: number } =
   };
 }
 
+/** A fresh database of `kind` for the enclosing describe block: created before its tests, dropped after them. */
+export function useTestDb(kind: DbKind): () => TestDb {
+  let t: TestDb | undefined;
+  beforeAll(async () => {
+    t = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+  return () => {
+    if (!t) throw new Error('useTestDb: the database is only there inside tests');
+    return t;
+  };
+}
+
 /** Poll `cond` until it returns a truthy value or the timeout passes (never a fixed sleep). */
 export async function waitUntil<T>(cond: () => Promise<T> | T, timeoutMs = 30_000, what = 'condition', intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -5,6 +5,7 @@ import { ConfigError } from './errors';
 import * as m0001 from './migrations/0001_initial';
 import * as m0002 from './migrations/0002_web_indexes';
 import * as m0003 from './migrations/0003_history_flow_index';
+import * as m0004 from './migrations/0004_task_flow';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -15,6 +16,7 @@ const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [
   ['0001_initial', m0001],
   ['0002_web_indexes', m0002],
   ['0003_history_flow_index', m0003],
+  ['0004_task_flow', m0004],
 ];
 
 const migrationSource: Knex.MigrationSource<string> = {
@@ -262,7 +264,7 @@ export async function connect(url: string, options: OpenDbOptions = {}): Promise
 export const TABLES = [
   'user', 'token', 'grid', 'dataset', 'steering_parameter', 'metaproject', 'task_rel', 'task_rel_dep', 'tray',
   'module', 'cparameter', 'dataset_grid', 'run', 'job', 'task', 'file', 'task_stat', 'dataset_stat', 'task_log',
-  'node', 'history',
+  'node', 'history', 'task_flow', 'task_flow_state',
 ] as const;
 
 export const now = (): number => Date.now();

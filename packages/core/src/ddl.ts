@@ -3,8 +3,8 @@ import { TABLES, migrationStatus, type Db } from './db';
 /**
  * The MySQL/MariaDB DDL of a migrated database, as `deploy/sql/mysql.sql` holds it:
  * `SHOW CREATE TABLE` of every table in creation order (AUTO_INCREMENT counters removed)
- * plus knex's migration bookkeeping, so daemons started on a database built from this
- * file see it as migrated.
+ * plus the rows migrations insert (task_flow_state's one row) and knex's migration
+ * bookkeeping, so daemons started on a database built from this file see it as migrated.
  */
 export async function mysqlDdl(db: Db): Promise<string> {
   const lines: string[] = [
@@ -20,6 +20,7 @@ export async function mysqlDdl(db: Db): Promise<string> {
     if (!create) throw new Error(`no table ${table}`);
     lines.push(`${create.replace(/ AUTO_INCREMENT=\d+/, '')};`, '');
   }
+  lines.push('INSERT INTO `task_flow_state` (`id`, `history_id`, `seen_id`, `seen_at`) VALUES (1, 0, 0, 0);');
   const { applied } = await migrationStatus(db);
   for (const name of applied) {
     lines.push(`INSERT INTO \`knex_migrations\` (\`name\`, \`batch\`, \`migration_time\`) VALUES ('${name.replace(/'/g, "''")}', 1, CURRENT_TIMESTAMP);`);

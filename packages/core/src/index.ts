@@ -3,6 +3,7 @@ export * from './errors';
 export * from './states';
 export * from './db';
 export * from './transition';
+export * from './task-flow';
 export * from './config';
 export * from './logger';
 export * from './schemas';

@@ -8,6 +8,7 @@ export {
 export { applyRetryPolicy, unitHash, type RetryCycleResult } from './retries';
 export { evictLostTasks } from './lost-tasks';
 export { rollUp, runHook, type RollupOptions, type RollupResult } from './rollup';
+export { rollUpTaskFlow, type TaskFlowOptions, type TaskFlowResult } from './task-flow';
 export { collectGarbage, type GcResult } from './gc';
 export { detectBlackholes, type BlackholeOptions, type Blackholed } from './blackholes';
 export { main } from './cli';

@@ -7,6 +7,9 @@
  * progress (it became OK / FAILED / SUSPENDED), and a non-PROCESSING job with a task in
  * progress again (reset, resumed). Likewise for datasets. Each query is bounded by
  * [dh] batch_size; what is left over is found again next cycle.
+ *
+ * Then the web monitor's chart counts: task transitions of `history` into `task_flow`
+ * (task-flow.ts).
  */
 import { execFile } from 'node:child_process';
 import {
@@ -14,6 +17,7 @@ import {
   type Db, type DbOrTrx, type Logger, type TaskStatus, type Trx,
 } from '@firn/core';
 import { insertHistory, writeTransaction, type HistoryRow } from './db-writes';
+import { rollUpTaskFlow } from './task-flow';
 
 export interface RollupResult {
   /** Jobs whose status changed. */
@@ -167,6 +171,7 @@ export async function rollUp(db: Db, logger: Logger, now: number, o: RollupOptio
     await insertHistory(trx, history, now);
   });
   for (const d of result.datasets) logger.info('dataset status changed', { dataset: d.id, from: d.from, to: d.to });
+  await rollUpTaskFlow(db);
   if (o.completionHook) result.hooks = await runPendingHooks(db, logger, o.completionHook, o.hookTimeoutMs ?? 600_000);
   return result;
 }

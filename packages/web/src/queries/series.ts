@@ -1,4 +1,4 @@
-import { NotFoundError, TASK_STATUSES, TRANSITIONS, TaskStatus, isMysql, taskStatusCounts, type DbOrTrx, type TaskStatus as TaskStatusT } from '@firn/core';
+import { NotFoundError, TASK_FLOW_HISTORY_WHERE, TASK_STATUSES, TaskStatus, isMysql, taskFlowSpanFor, taskStatusCounts, type DbOrTrx, type TaskStatus as TaskStatusT } from '@firn/core';
 import { num } from './common';
 
 const MINUTE = 60_000;
@@ -40,11 +40,6 @@ export function bucketWidth(spanMs: number): number {
   return BUCKET_WIDTHS.find((w) => spanMs / w <= MAX_BUCKETS) ?? BUCKET_WIDTHS[BUCKET_WIDTHS.length - 1]!;
 }
 
-/** Every (from, to) a task transition can write to `history`: the state machine's table. */
-export const TRANSITION_PAIRS: ReadonlyArray<readonly [TaskStatusT, TaskStatusT]> = [
-  ...new Map(TRANSITIONS.flatMap((r) => r.from.map((f) => [`${f}>${r.to}`, [f, r.to] as const]))).values(),
-];
-
 /**
  * Charts of a dataset over a time window, from its `history` rows.
  *
@@ -53,13 +48,15 @@ export const TRANSITION_PAIRS: ReadonlyArray<readonly [TaskStatusT, TaskStatusT]
  * newest bucket to the oldest, each transition `from → to` is undone (to − n, from + n). So only
  * the history inside the window is read, however long the dataset has run.
  *
- * How it is read (issue 8: a 30-day window of a 1M-task dataset is ~5.5M history rows): counts
- * per (transition, bucket) over ranges of the history (dataset_id, entity, from_status,
- * to_status, created_at) index — migration 0003 — reading nothing but the index (see
- * transitionCounts). Only task transitions are counted (the state machine's pairs),
- * not the other task events `history` records (a retry wait, a refused start), which change no
- * status. On SQLite (one connection) counts and history are read in one transaction, a
- * consistent snapshot; on MySQL/MariaDB they are read side by side on two connections, so a
+ * How it is read (issue 8: a 30-day window of a 1M-task dataset is ~5.5M history rows): from
+ * `task_flow` — the task transitions counted per (dataset, 5 min | 1 h | 1 day bucket, from,
+ * to) by firn-dh's roll-up up to the watermark `task_flow_state.history_id` — plus the history
+ * rows past that watermark, counted here (see transitionCounts). So the counts are exact
+ * however far behind firn-dh is; being behind only costs reading more history. Only task
+ * transitions are counted (action 'transition'), not the other task events `history` records
+ * (a retry wait, a refused start), which change no status. On SQLite (one connection) counts
+ * and transitions are read in one transaction, a consistent snapshot; on MySQL/MariaDB the
+ * transitions in one transaction and the counts beside it on a second connection, so a
  * transition committed between the two reads shifts the chart by that one task until the next
  * refresh (the states are clamped at 0).
  */
@@ -73,11 +70,11 @@ export async function datasetSeries(db: DbOrTrx, datasetId: number, range: Serie
   const width = bucketWidth(end - from);
   const start = Math.floor(from / width) * width;
   const k = Math.max(1, Math.ceil((end - start) / width));
-  const both = async (trx: DbOrTrx) => [await transitionCounts(trx, datasetId, start, width, k), await taskStatusCounts(trx, datasetId)] as const;
+  const both = async (trx: DbOrTrx) => [await transitionCounts(trx, datasetId, start, width), await taskStatusCounts(trx, datasetId)] as const;
   const [rows, counts] = isTransactionLike(db)
     ? await both(db)
     : isMysql(db)
-      ? await Promise.all([transitionCounts(db, datasetId, start, width, k), taskStatusCounts(db, datasetId)])
+      ? await Promise.all([transitionCounts(db, datasetId, start, width), taskStatusCounts(db, datasetId)])
       : await (db as import('knex').Knex).transaction(both);
 
   const perBucket: Array<Array<{ from: string | null; to: string | null; n: number }>> = Array.from({ length: k }, () => []);
@@ -116,32 +113,39 @@ export async function datasetSeries(db: DbOrTrx, datasetId: number, range: Serie
 
 /**
  * Task transitions per (bucket, from, to) from `start` on (later ones in the last bucket, as a
- * clock running ahead may write them), zero counts left out, over
- * ranges of the history (dataset_id, entity, from_status, to_status, created_at) index:
- * - SQLite: a COUNT(*) per (bucket, pair), each a correlated subquery over one index range —
- *   counting entries is cheap there, while grouping by a computed bucket sorts every row;
- * - MySQL/MariaDB: one GROUP BY bucket per pair (a UNION ALL) — it does not use a range for a
- *   correlated subquery, and its grouping into a small in-memory table is cheap.
+ * clock running ahead may write them), zero counts left out: `task_flow` rows of the largest
+ * span dividing the bucket width, plus the history rows past its watermark (a primary-key
+ * range: what firn-dh has not rolled up yet, normally a cycle or two). A bucket width no span
+ * divides (1 minute: the `all` range of a dataset younger than two hours) is counted from
+ * history alone. MySQL/MariaDB: in one transaction of its own, so watermark, flow and history
+ * are one snapshot.
  */
 async function transitionCounts(
-  db: DbOrTrx, datasetId: number, start: number, width: number, k: number,
+  db: DbOrTrx, datasetId: number, start: number, width: number,
 ): Promise<Array<{ b: number; from: string; to: string; n: number }>> {
-  if (isMysql(db)) {
-    return countRows(await db.raw(
-      TRANSITION_PAIRS.map(() => `SELECT (h.created_at - ?) DIV ? AS b, ? AS f, ? AS t, COUNT(*) AS n FROM history h
-        WHERE h.dataset_id = ? AND h.entity = ? AND h.from_status = ? AND h.to_status = ? AND h.created_at >= ? GROUP BY b`).join(' UNION ALL '),
-      TRANSITION_PAIRS.flatMap(([f, t]) => [start, width, f, t, datasetId, 'task', f, t, start]),
-    ));
+  if (isMysql(db) && !isTransactionLike(db)) return (db as import('knex').Knex).transaction((trx) => transitionCounts(trx, datasetId, start, width));
+  const span = taskFlowSpanFor(width);
+  const out: Array<{ b: number; from: string; to: string; n: number }> = [];
+  let watermark = 0;
+  if (span !== null) {
+    const state = (await db('task_flow_state').select('history_id').where({ id: 1 }).first()) as { history_id: number } | undefined;
+    watermark = state ? num(state.history_id) : 0;
+    const flow = (await db('task_flow')
+      .select('bucket_start', 'from_status', 'to_status', 'n')
+      .where({ dataset_id: datasetId, span_ms: span })
+      .andWhere('bucket_start', '>=', start)) as Array<Record<string, unknown>>;
+    for (const r of flow) out.push({ b: Math.floor((num(r.bucket_start) - start) / width), from: String(r.from_status), to: String(r.to_status), n: num(r.n) });
   }
-  return countRows(await db.raw(
-    `WITH RECURSIVE b (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < ?),
-       p (f, t) AS (${TRANSITION_PAIRS.map(() => 'SELECT ?, ?').join(' UNION ALL ')})
-     SELECT b.i AS b, p.f AS f, p.t AS t,
-       (SELECT COUNT(*) FROM history h WHERE h.dataset_id = ? AND h.entity = ? AND h.from_status = p.f AND h.to_status = p.t
-         AND h.created_at >= ? + b.i * ? AND h.created_at < CASE WHEN b.i = ? THEN ? ELSE ? + (b.i + 1) * ? END) AS n
-     FROM b CROSS JOIN p`,
-    [k - 1, ...TRANSITION_PAIRS.flat(), datasetId, 'task', start, width, k - 1, Number.MAX_SAFE_INTEGER, start, width],
-  ));
+  const mysql = isMysql(db);
+  // past a watermark: a primary-key range; from the start (no watermark): the (dataset_id, created_at) index
+  const source = watermark > 0 ? (mysql ? 'history h FORCE INDEX (PRIMARY)' : 'history h NOT INDEXED') : 'history h';
+  const tail = await db.raw(
+    `SELECT ${mysql ? '(h.created_at - ?) DIV ?' : 'CAST((h.created_at - ?) / ? AS INTEGER)'} AS b, h.from_status AS f, h.to_status AS t, COUNT(*) AS n
+     FROM ${source} WHERE h.id > ? AND h.dataset_id = ? AND h.created_at >= ? AND ${TASK_FLOW_HISTORY_WHERE} GROUP BY b, f, t`,
+    [start, width, watermark, datasetId, start],
+  );
+  out.push(...countRows(tail));
+  return out.filter((r) => r.n > 0);
 }
 
 function countRows(res: unknown): Array<{ b: number; from: string; to: string; n: number }> {

@@ -321,7 +321,8 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
       o.logger.warn('pilot.start refused: black-holed host', { task: p.task_id, host: p.host });
       return task;
     }
-    o.logger.info('pilot started', { task: task.id, host: task.host ?? undefined });
+    // per-task events are in `history`; at info level they would be most of mon's log (and CPU)
+    o.logger.debug('pilot started', { task: task.id, host: task.host ?? undefined });
     return startPayload(task);
   };
 
@@ -404,7 +405,8 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
         if (task.host) await recordNodeOutcome(trx, task.host, task.grid_id, p.ok, mysql);
         return p.ok ? TaskStatus.READYTOCOPY : TaskStatus.ERROR;
       });
-      o.logger.info('pilot finished', { task: p.task_id, ok: p.ok, status });
+      if (p.ok) o.logger.debug('pilot finished', { task: p.task_id, ok: true, status });
+      else o.logger.info('pilot finished: task failed', { task: p.task_id, ok: false, status });
       return { status };
     }),
   };

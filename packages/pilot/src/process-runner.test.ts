@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lastLine, readTail, runProcess, type RunOptions } from './process-runner';
+import { cpuSecondsOfRusage, lastLine, readTail, runProcess, type RunOptions } from './process-runner';
 import { readAllProcesses } from './resources';
 
 let dir: string;
@@ -61,6 +61,17 @@ describe('runProcess', () => {
     expect(r.cpuSeconds).toBeLessThan(reported + 1);
   });
 
+  it('a command over before any sample still reports its CPU time: the wrapper saves it (shell builtin times, no extra process)', async () => {
+    const own = path.join(dir, 'own-cpu');
+    const burn = `${JSON.stringify(process.execPath)} -e "let x = 0; for (let i = 0; i < 1e8; i++) x += i; const u = process.cpuUsage(); require('fs').writeFileSync('${own}', String((u.user + u.system) / 1e6))"`;
+    const r = await runProcess(opts(['/bin/sh', '-c', burn], { sampleMs: 600_000 }));
+    expect(r.exitCode).toBe(0);
+    const reported = Number(fs.readFileSync(own, 'utf8'));
+    expect(r.cpuSeconds).toBeGreaterThanOrEqual(reported * 0.95 - 0.02);
+    expect(r.cpuSeconds).toBeLessThan(reported + 1);
+    expect(fs.readFileSync(path.join(dir, 'rusage'), 'utf8')).toMatch(/^\d+m[\d.]+s \d+m[\d.]+s\n\d+m[\d.]+s \d+m[\d.]+s\n$/);
+  });
+
   it('kills a process tree that goes over the memory limit', async () => {
     const pidFile = path.join(dir, 'pid');
     // node allocates and touches 300 MB; the limit is 100 MB.
@@ -94,5 +105,16 @@ describe('runProcess', () => {
     const r = await p;
     expect(r.aborted).toBe(true);
     expect(await alive(bg)).toBe(false);
+  });
+});
+
+describe('cpuSecondsOfRusage', () => {
+  it('reads the shell times of dash and bash, a saved /proc stat line, and nothing', () => {
+    expect(cpuSecondsOfRusage('0m0.010000s 0m0.000000s\n1m2.500000s 0m0.250000s\n')).toBeCloseTo(62.76, 6);
+    expect(cpuSecondsOfRusage('0m0.001s 0m0.002s\n0m1.000s 0m0.500s\n')).toBeCloseTo(1.503, 6);
+    const stat = '123 (my (odd) cmd) S 1 123 123 0 -1 4194304 100 0 0 0 50 25 100 25 20 0 1 0 42 1000 100 0';
+    expect(cpuSecondsOfRusage(stat)).toBeCloseTo(2, 6); // (50 + 25 + 100 + 25) ticks at 100 Hz
+    expect(cpuSecondsOfRusage('')).toBeNull();
+    expect(cpuSecondsOfRusage('garbage')).toBeNull();
   });
 });

@@ -67,10 +67,22 @@ export interface RunResult {
   aborted: boolean;
 }
 
-// Shell builtins only: `cat` would be one more process per module (fork + exec: ~1 ms of CPU).
-// `read` takes the whole line (the command name in it may hold spaces); the file is rewritten
-// in place (same inode), so a reused task area allocates nothing for it.
-const WRAPPER = 'f=$1; shift; "$@"; rc=$?; IFS= read -r s < /proc/$$/stat && printf \'%s\\n\' "$s" > "$f" 2>/dev/null; exit $rc';
+// Shell builtins only: `cat /proc/$$/stat` would be one more process per module (fork + exec,
+// ~1 ms of CPU) and dash's `read` reads a byte per system call. `times` prints the CPU time of
+// the shell and of every child it waited for (the command and all it ran), in one write; the
+// file is rewritten in place (same inode), so a reused task area allocates nothing for it.
+const WRAPPER = 'f=$1; shift; "$@"; rc=$?; times > "$f" 2>/dev/null; exit $rc';
+
+/**
+ * CPU seconds in what the wrapper saved: the output of the shell's `times` (two lines, the
+ * shell's and its children's user and system time, as `<min>m<sec>s`), or — as earlier pilots
+ * saved it — a /proc/<pid>/stat line. null when the file holds neither (killed before the end).
+ */
+export function cpuSecondsOfRusage(text: string): number | null {
+  const times = [...text.matchAll(/(\d+)m(\d+(?:\.\d+)?)s/g)];
+  if (times.length === 4) return times.reduce((a, m) => a + Number(m[1]) * 60 + Number(m[2]), 0);
+  return text.includes(')') ? cpuSecondsOfStat(text) : null;
+}
 
 /** Kill a process group and any process of its last known tree (some may have left the group). */
 export function killTree(pgid: number, pids: number[] = []): void {
@@ -192,7 +204,7 @@ export function runProcess(opts: RunOptions): Promise<RunResult> {
       // Leftover background processes of the module die with it.
       if (pid !== undefined) killTree(pid, []);
       try {
-        const final = cpuSecondsOfStat(fs.readFileSync(opts.rusageFile, 'utf8'));
+        const final = cpuSecondsOfRusage(fs.readFileSync(opts.rusageFile, 'utf8'));
         if (final !== null) cpu = Math.max(cpu, final);
       } catch {
         // killed before the wrapper could write it: keep the last sample

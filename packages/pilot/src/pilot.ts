@@ -441,13 +441,20 @@ export async function prepareReusedArea(dir: string): Promise<void> {
  * that uses them), the others go (`keep` null: all stay).
  */
 export async function emptyReusedArea(dir: string, keep: Set<string> | null): Promise<void> {
-  const rmAll = async (parent: string, names: string[]) => {
-    await Promise.all(names.map((n) => fs.promises.rm(path.join(parent, n), { recursive: true, force: true })));
+  // synchronous: a few entries, and no thread-pool round trip for each
+  const rmAll = (parent: string, names: string[]) => {
+    for (const n of names) fs.rmSync(path.join(parent, n), { recursive: true, force: true });
   };
-  const list = (d: string) => fs.promises.readdir(d).catch(() => [] as string[]);
-  await rmAll(path.join(dir, 'work'), await list(path.join(dir, 'work')));
-  await rmAll(dir, (await list(dir)).filter((n) => n !== 'work' && n !== 'pilot'));
-  if (keep) await rmAll(path.join(dir, 'pilot'), (await list(path.join(dir, 'pilot'))).filter((n) => !keep.has(n)));
+  const list = (d: string) => {
+    try {
+      return fs.readdirSync(d);
+    } catch {
+      return [] as string[];
+    }
+  };
+  rmAll(path.join(dir, 'work'), list(path.join(dir, 'work')));
+  rmAll(dir, list(dir).filter((n) => n !== 'work' && n !== 'pilot'));
+  if (keep) rmAll(path.join(dir, 'pilot'), list(path.join(dir, 'pilot')).filter((n) => !keep.has(n)));
 }
 
 function round(x: number): number {

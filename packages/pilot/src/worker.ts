@@ -27,6 +27,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Writable } from 'node:stream';
 import crypto from 'node:crypto';
 import { main, VERSION, type WorkerShared } from './cli';
 import { ExitCode } from './pilot';
@@ -69,17 +70,51 @@ export function workerBaseArgs(argv: string[]): string[] {
   return argv.filter((a) => a !== '--worker');
 }
 
-function openOut(file: string): Promise<fs.WriteStream> {
-  return new Promise((resolve, reject) => {
-    const s = fs.createWriteStream(file, { flags: 'w', mode: 0o600 });
-    s.once('open', () => resolve(s));
-    s.once('error', reject);
-  });
+/**
+ * A task's stdout/stderr file, written synchronously: a pilot worker runs one task at a time,
+ * and a log line then costs one write(2) instead of a thread-pool round trip.
+ */
+class TaskOutput extends Writable {
+  private fd: number | null;
+
+  constructor(file: string) {
+    super();
+    this.fd = fs.openSync(file, 'w', 0o600);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    try {
+      if (this.fd !== null) fs.writeSync(this.fd, chunk);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.closeFd();
+    cb();
+  }
+
+  override _destroy(e: Error | null, cb: (e?: Error | null) => void): void {
+    this.closeFd();
+    cb(e);
+  }
+
+  private closeFd(): void {
+    if (this.fd === null) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already gone
+    }
+    this.fd = null;
+  }
 }
 
-function endStream(s: fs.WriteStream): Promise<void> {
+function endStream(s: Writable): Promise<void> {
   return new Promise((resolve) => {
-    if (s.closed) return resolve();
+    if (s.closed || s.destroyed) return resolve();
     s.once('close', () => resolve());
     s.once('error', () => resolve());
     s.end();
@@ -130,8 +165,14 @@ export async function runWorker(argv: string[], io: WorkerIo): Promise<number> {
     const exitFile = path.join(req.dir, 'exit_code');
     try {
       fs.rmSync(exitFile, { force: true });
-      const out = await openOut(path.join(req.dir, 'stdout'));
-      const err = await openOut(path.join(req.dir, 'stderr'));
+      const out = new TaskOutput(path.join(req.dir, 'stdout'));
+      let err: TaskOutput;
+      try {
+        err = new TaskOutput(path.join(req.dir, 'stderr'));
+      } catch (e) {
+        out.destroy();
+        throw e;
+      }
       try {
         process.chdir(req.dir); // where the submit script runs the pilot
         code = await main([...baseArgs, ...req.argv], { stdout: out, stderr: err, env: io.env, signal: ac.signal, worker: shared });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecOptions, ExecResult, Executor } from './executor';
@@ -40,12 +41,17 @@ export class LocalExecutor implements Executor {
     });
   }
 
+  /**
+   * Written atomically (temp file + rename). Synchronous calls: a daemon writes many small
+   * files (passkeys, scripts), and four thread-pool round trips per file cost more CPU than the
+   * writes themselves.
+   */
   async writeFile(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
-    await fs.mkdir(path.dirname(file), { recursive: true });
+    fsSync.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.tmp-${process.pid}`;
-    await fs.writeFile(tmp, content, { mode });
-    await fs.chmod(tmp, mode);
-    await fs.rename(tmp, file);
+    fsSync.writeFileSync(tmp, content, { mode });
+    fsSync.chmodSync(tmp, mode);
+    fsSync.renameSync(tmp, file);
   }
 
   async readFile(file: string): Promise<Buffer | null> {

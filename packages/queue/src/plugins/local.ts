@@ -37,7 +37,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import fsSync, { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,9 +100,12 @@ const HELD_MAX_MS = 60_000;
 /** SIGTERM first; SIGKILL this much later if the process group is still there. */
 const KILL_GRACE_MS = 10_000;
 
+// The local plugin's own small files (records, pid files, scripts) are read and written with
+// synchronous calls: each asynchronous one is a hand-off to libuv's thread pool and back, which
+// costs more CPU than the call itself (measured: most of firn-queue's CPU per local task).
 async function readText(file: string): Promise<string | null> {
   try {
-    return await fs.readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
@@ -167,6 +170,12 @@ export class LocalPlugin implements BatchPlugin {
    * so pump(), listJobs() and status checks answer from here without touching its files.
    */
   private readonly finished = new Map<string, BatchJobStatus>();
+  /**
+   * Ids of the records not finished yet, in record order: what a pump looks at. Records are
+   * kept for days, and a pump runs whenever a task ends — walking every record each time made
+   * a pump O(records) and a production O(tasks²).
+   */
+  private readonly open = new Set<string>();
   private scannedAt = -Infinity;
   private seq = 0;
   private closed = false;
@@ -252,19 +261,19 @@ export class LocalPlugin implements BatchPlugin {
       selector: { kind: 'argument' },
       taskFiles: true,
     });
-    await fs.mkdir(batch.dir, { recursive: true, mode: 0o700 });
-    for (const t of batch.tasks) await fs.mkdir(t.taskDir, { recursive: true, mode: 0o700 });
+    fsSync.mkdirSync(batch.dir, { recursive: true, mode: 0o700 });
+    for (const t of batch.tasks) fsSync.mkdirSync(t.taskDir, { recursive: true, mode: 0o700 });
     const scriptPath = path.join(batch.dir, 'submit.sh');
-    await fs.writeFile(scriptPath, script, { mode: 0o700 });
-    await fs.chmod(scriptPath, 0o700);
+    fsSync.writeFileSync(scriptPath, script, { mode: 0o700 });
+    fsSync.chmodSync(scriptPath, 0o700);
     const rows = batch.tasks.map((t) => ({ taskId: t.taskId, batchName: 'local', index: null, taskDir: t.taskDir }));
-    await fs.writeFile(path.join(batch.dir, 'tasks.txt'), renderTaskMap(rows), { mode: 0o600 });
+    fsSync.writeFileSync(path.join(batch.dir, 'tasks.txt'), renderTaskMap(rows), { mode: 0o600 });
     return scriptPath;
   }
 
   async submit(batch: SubmitBatch, scriptPath: string): Promise<SubmitResult> {
     checkTasks(batch.tasks);
-    await fs.mkdir(this.registry, { recursive: true, mode: 0o700 });
+    fsSync.mkdirSync(this.registry, { recursive: true, mode: 0o700 });
     const batchIds = new Map<number, string>();
     for (const t of batch.tasks) {
       const job: LocalJob = {
@@ -277,8 +286,8 @@ export class LocalPlugin implements BatchPlugin {
         seq: this.seq++,
         ...(t.command === undefined ? { passkeyFile: t.passkeyFile } : {}),
       };
-      await fs.writeFile(this.recordPath(job.id), JSON.stringify(job) + '\n', { mode: 0o600 });
-      this.records.set(job.id, job);
+      fsSync.writeFileSync(this.recordPath(job.id), JSON.stringify(job) + '\n', { mode: 0o600 });
+      this.remember(job);
       this.fresh.add(job.id);
       batchIds.set(t.taskId, job.id);
       if (this.options.startAfterSubmitted) this.held.set(job.id, Date.now());
@@ -335,8 +344,7 @@ export class LocalPlugin implements BatchPlugin {
   async listJobs(): Promise<ListedJob[]> {
     await this.pump();
     const out: ListedJob[] = [];
-    for (const job of await this.jobs()) {
-      if (this.finished.has(job.id)) continue;
+    for (const job of await this.openJobs()) {
       const s = await this.stateOf(job);
       if (s.state === BatchState.QUEUED || s.state === BatchState.RUNNING) out.push({ batchId: job.id, name: jobNameFor(job.taskId), state: s.state });
     }
@@ -386,7 +394,7 @@ export class LocalPlugin implements BatchPlugin {
     const known = this.records.get(id);
     if (known) return known;
     const job = await this.readRecord(id);
-    if (job) this.records.set(id, job);
+    if (job) this.remember(job);
     return job;
   }
 
@@ -408,7 +416,7 @@ export class LocalPlugin implements BatchPlugin {
         onDisk.add(id);
         if (!this.records.has(id)) {
           const job = await this.readRecord(id);
-          if (job) this.records.set(id, job);
+          if (job) this.remember(job);
         }
       }
       for (const [id, job] of this.records) {
@@ -422,13 +430,33 @@ export class LocalPlugin implements BatchPlugin {
       }
       const ordered = [...this.records.values()].sort((a, b) => a.submittedAt - b.submittedAt || a.seq - b.seq);
       this.records.clear();
-      for (const j of ordered) this.records.set(j.id, j);
+      this.open.clear();
+      for (const j of ordered) this.remember(j);
     }
     return [...this.records.values()];
   }
 
+  /** Keep a record in memory (and among the open ones unless it is known to be finished). */
+  private remember(job: LocalJob): void {
+    this.records.set(job.id, job);
+    if (!this.finished.has(job.id)) this.open.add(job.id);
+  }
+
+  /** The records not finished yet, in record order (the registry is rescanned as jobs() does). */
+  private async openJobs(): Promise<LocalJob[]> {
+    await this.jobs();
+    const out: LocalJob[] = [];
+    for (const id of this.open) {
+      const job = this.records.get(id);
+      if (job && !this.finished.has(id)) out.push(job);
+      else this.open.delete(id);
+    }
+    return out;
+  }
+
   private forget(id: string): void {
     this.records.delete(id);
+    this.open.delete(id);
     this.fresh.delete(id);
     this.started.delete(id);
     this.cancelled.delete(id);
@@ -457,7 +485,10 @@ export class LocalPlugin implements BatchPlugin {
     const final = this.finished.get(job.id);
     if (final) return final;
     const s = await this.judge(job);
-    if (s.state !== BatchState.QUEUED && s.state !== BatchState.RUNNING && s.rawState !== 'cancelling') this.finished.set(job.id, s);
+    if (s.state !== BatchState.QUEUED && s.state !== BatchState.RUNNING && s.rawState !== 'cancelling') {
+      this.finished.set(job.id, s);
+      this.open.delete(job.id);
+    }
     return s;
   }
 
@@ -517,21 +548,21 @@ export class LocalPlugin implements BatchPlugin {
         const why = `could not start: ${e instanceof Error ? e.message : String(e)}`;
         const failed = { ...job, startError: why };
         await fs.writeFile(this.recordPath(job.id), JSON.stringify(failed) + '\n', { mode: 0o600 });
-        this.records.set(job.id, failed);
+        this.remember(failed);
       }
     }
   }
 
   /** Start a job; false when every pilot worker is busy (it stays queued until one is done). */
   private async start(job: LocalJob): Promise<boolean> {
-    await fs.access(job.script); // throws ENOENT with the path when the batch dir was cleaned up
-    if (!(await fs.stat(job.taskDir)).isDirectory()) throw new Error(`${job.taskDir} is not a directory`);
-    await fs.rm(path.join(job.taskDir, 'exit_code'), { force: true });
+    fsSync.accessSync(job.script); // throws ENOENT with the path when the batch dir was cleaned up
+    if (!fsSync.statSync(job.taskDir).isDirectory()) throw new Error(`${job.taskDir} is not a directory`);
+    fsSync.rmSync(path.join(job.taskDir, 'exit_code'), { force: true });
     if (this.pool && job.passkeyFile) {
       const o = this.options;
       const argv = ['--mon', o.monUrl, '--task', String(job.taskId), '--passkey-file', job.passkeyFile, ...(o.scratch ? ['--scratch', o.scratch] : [])];
       const got = await this.pool.run(job.id, job.taskDir, argv, async (pid, start) => {
-        await fs.writeFile(this.pidPath(job), `${pid} ${start} worker\n`);
+        fsSync.writeFileSync(this.pidPath(job), `${pid} ${start} worker\n`);
         this.started.set(job.id, { pid, start, worker: true, ended: false });
       });
       if (got === 'busy') return false;
@@ -542,7 +573,7 @@ export class LocalPlugin implements BatchPlugin {
     child.on('error', () => undefined); // reported through the missing pid below
     if (child.pid === undefined) throw new Error('spawning /bin/sh failed');
     const stat = procStat(child.pid);
-    await fs.writeFile(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
+    fsSync.writeFileSync(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
     this.started.set(job.id, { pid: child.pid, start: stat?.start || '-', worker: false, ended: false });
     this.children.set(job.id, child);
     child.on('exit', () => {

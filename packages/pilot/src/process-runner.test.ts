@@ -112,6 +112,7 @@ describe('cpuSecondsOfRusage', () => {
   it('reads the shell times of dash and bash, a saved /proc stat line, and nothing', () => {
     expect(cpuSecondsOfRusage('0m0.010000s 0m0.000000s\n1m2.500000s 0m0.250000s\n')).toBeCloseTo(62.76, 6);
     expect(cpuSecondsOfRusage('0m0.001s 0m0.002s\n0m1.000s 0m0.500s\n')).toBeCloseTo(1.503, 6);
+    expect(cpuSecondsOfRusage('0m 0.01s 0m 0.00s\n0m 2,50s 0m 0,25s\n')).toBeCloseTo(2.76, 6); // other shells and locales
     const stat = '123 (my (odd) cmd) S 1 123 123 0 -1 4194304 100 0 0 0 50 25 100 25 20 0 1 0 42 1000 100 0';
     expect(cpuSecondsOfRusage(stat)).toBeCloseTo(2, 6); // (50 + 25 + 100 + 25) ticks at 100 Hz
     expect(cpuSecondsOfRusage('')).toBeNull();

@@ -79,8 +79,8 @@ const WRAPPER = 'f=$1; shift; "$@"; rc=$?; times > "$f" 2>/dev/null; exit $rc';
  * saved it — a /proc/<pid>/stat line. null when the file holds neither (killed before the end).
  */
 export function cpuSecondsOfRusage(text: string): number | null {
-  const times = [...text.matchAll(/(\d+)m(\d+(?:\.\d+)?)s/g)];
-  if (times.length === 4) return times.reduce((a, m) => a + Number(m[1]) * 60 + Number(m[2]), 0);
+  const times = [...text.matchAll(/(\d+)m\s*(\d+(?:[.,]\d+)?)s/g)];
+  if (times.length === 4) return times.reduce((a, m) => a + Number(m[1]) * 60 + Number(m[2]!.replace(',', '.')), 0);
   return text.includes(')') ? cpuSecondsOfStat(text) : null;
 }
 

@@ -104,7 +104,7 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
           submit_dir: path.join(dir, 'submit'),
           capabilities: '{"cpu": 2, "memory": 1000, "time": 60}',
           lease_seconds: 30,
-          ...(sys.ssh ? { ssh_host: ssh.SSH_HOST ?? '127.0.0.1', ssh_port: ssh.SSH_PORT ?? '2222', ssh_user: sshUser!, ssh_key: ssh.SSH_KEY ?? '/etc/firn-test/ssh/id_ed25519' } : {}),
+          ...(sys.ssh ? { ssh_host: ssh.SSH_HOST ?? '127.0.0.1', ssh_port: ssh.SSH_PORT ?? '2222', ssh_user: sshUser!, ssh_key: ssh.SSH_KEY ?? '/etc/firn-test/ssh/id_ed25519', ssh_known_hosts: ssh.SSH_KNOWN_HOSTS ?? '/etc/firn-test/ssh/known_hosts' } : {}),
           ...queue,
         },
         system: { pilot },

@@ -18,7 +18,7 @@ export interface QueueSection {
   grid?: string; plugin: 'local' | 'slurm' | 'pbs' | 'sge' | 'condor'; schedule: string; max_queued: number;
   max_submit_per_cycle: number; submit_dir?: string; lease_seconds: number; capabilities?: string; partition?: string;
   queue?: string; account?: string; extra_directives?: string; concurrency: number; pilot_reuse: number; pilot_idle_seconds: number; ssh_host?: string; ssh_port: number;
-  ssh_user?: string; ssh_key?: string; ssh_timeout: number;
+  ssh_user?: string; ssh_key?: string; ssh_timeout: number; ssh_known_hosts?: string;
 }
 export interface DhSection {
   schedule: string; heartbeat_timeout: number; transfer_retries: number; retention_days: number; completion_hook?: string;

@@ -11,6 +11,7 @@ export * from './checksums';
 export * from './executor';
 export * from './local-executor';
 export * from './ssh-executor';
+export * from './known-hosts';
 export * from './rpc-server';
 export * from './rpc-client';
 export * from './dependencies';

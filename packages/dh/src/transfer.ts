@@ -12,7 +12,6 @@
  * interrupted and restarted the file ends up there exactly once. (HTTP has no rename: a
  * PUT goes straight to the destination and a mismatching upload is deleted again.)
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -23,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import {
-  TransferError, backoffDelay, checksumMismatches, checksumStream, coerceError, nullLogger, redactText,
+  TransferError, backoffDelay, checksumMismatches, checksumStream, coerceError, knownHostKeys, nullLogger, readKnownHosts, redactText,
   type Checksums, type Logger,
 } from '@firn/core';
 
@@ -240,36 +239,17 @@ class SftpStore implements Store {
 
   private loadKnownHosts(): Map<string, Buffer[]> {
     if (this.knownHosts) return this.knownHosts;
-    const out = new Map<string, Buffer[]>();
     const file = this.opts.knownHostsFile!;
-    let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      return (this.knownHosts = readKnownHosts(file));
     } catch (e) {
       throw new UnrecoverableTransferError(`cannot read [dh] ssh_known_hosts ${file}: ${coerceError(e).message}`);
     }
-    for (const line of text.split('\n')) {
-      const l = line.trim();
-      if (!l || l.startsWith('#') || l.startsWith('@')) continue;
-      const [hosts = '', , key = ''] = l.split(/\s+/);
-      for (const h of hosts.split(',')) out.set(h, [...(out.get(h) ?? []), Buffer.from(key, 'base64')]);
-    }
-    return (this.knownHosts = out);
   }
 
   /** Keys known_hosts lists for host:port (plain and hashed `|1|salt|hash` entries). */
   private knownKeys(host: string, port: number): Buffer[] {
-    const name = port === 22 ? host : `[${host}]:${port}`;
-    const keys: Buffer[] = [];
-    for (const [pattern, list] of this.loadKnownHosts()) {
-      if (pattern === name) keys.push(...list);
-      else if (pattern.startsWith('|1|')) {
-        const [, , salt = '', hash = ''] = pattern.split('|');
-        const mac = crypto.createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
-        if (mac === hash) keys.push(...list);
-      }
-    }
-    return keys;
+    return knownHostKeys(this.loadKnownHosts(), host, port);
   }
 
   private connect(loc: Extract<Location, { scheme: 'sftp' }>): Promise<SftpConn> {

@@ -28,6 +28,8 @@ export interface SshSettings {
   user: string;
   keyFile: string;
   timeoutMs: number;
+  /** [queue] ssh_known_hosts: the host's key must be listed there. */
+  knownHostsFile?: string;
 }
 
 export interface QueueSettings {
@@ -96,7 +98,17 @@ export function queueSettings(cfg: FirnConfig): QueueSettings {
     } catch {
       throw new ConfigError(`[queue] ssh_key ${q.ssh_key} is not a readable file`);
     }
-    ssh = { host: q.ssh_host, port: q.ssh_port, user: q.ssh_user, keyFile: q.ssh_key, timeoutMs: q.ssh_timeout * 1000 };
+    if (q.ssh_known_hosts) {
+      try {
+        fs.accessSync(q.ssh_known_hosts, fs.constants.R_OK);
+      } catch {
+        throw new ConfigError(`[queue] ssh_known_hosts ${q.ssh_known_hosts} is not a readable file`);
+      }
+    }
+    ssh = {
+      host: q.ssh_host, port: q.ssh_port, user: q.ssh_user, keyFile: q.ssh_key, timeoutMs: q.ssh_timeout * 1000,
+      ...(q.ssh_known_hosts ? { knownHostsFile: q.ssh_known_hosts } : {}),
+    };
   }
 
   let submitDir: string;
@@ -161,6 +173,7 @@ export function createExecutor(settings: QueueSettings, logger: Logger, env: Rec
     username: settings.ssh.user,
     privateKeyPath: settings.ssh.keyFile,
     timeoutMs: settings.ssh.timeoutMs,
+    ...(settings.ssh.knownHostsFile ? { knownHostsFile: settings.ssh.knownHostsFile } : {}),
     logger,
   });
 }

@@ -34,6 +34,8 @@ describe('queueSettings', () => {
     expect(() => settings({ grid: 'g', ssh_host: 'login.example.org' })).toThrow('[queue] ssh_user is required when ssh_host is set');
     expect(() => settings({ grid: 'g', ssh_host: 'h', ssh_user: 'u' })).toThrow(/\[queue\] ssh_key/);
     expect(() => settings({ grid: 'g', ssh_host: 'h', ssh_user: 'u', ssh_key: '/nonexistent/key' })).toThrow('[queue] ssh_key /nonexistent/key is not a readable file');
+    expect(() => settings({ grid: 'g', ssh_host: 'h', ssh_user: 'u', ssh_key: __filename, ssh_known_hosts: '/nonexistent/known_hosts' }))
+      .toThrow('[queue] ssh_known_hosts /nonexistent/known_hosts is not a readable file');
   });
 
   test('ssh: an absolute remote submit_dir and an explicit pilot are required', () => {
@@ -64,7 +66,8 @@ describe('the example configs config/queue-*.ini', () => {
   test.each(files)('%s passes --check-config and builds its plugin', (file) => {
     const raw = loadConfig({ file: path.join(dir, file) });
     const overrides: Record<string, Record<string, unknown>> = {};
-    if (raw.queue.ssh_key) overrides.queue = { ssh_key: __filename }; // the example's key file does not exist here
+    // the example's key and known_hosts files do not exist here
+    if (raw.queue.ssh_key) overrides.queue = { ssh_key: __filename, ...(raw.queue.ssh_known_hosts ? { ssh_known_hosts: __filename } : {}) };
     if (!raw.system.pilot && !defaultPilotCommand()) overrides.system = { pilot: '/opt/firn/firn-pilot' };
     const s = queueSettings(loadConfig({ file: path.join(dir, file), overrides }));
     const kind = file.replace(/^queue-|\.ini$/g, '');

@@ -260,7 +260,7 @@ describe('firn-mon on MariaDB with real firn-pilot processes', () => {
     expect(exit).toMatchObject({ code: 3 });
     expect(exit.output).toMatch(/passkey refused by mon/);
     expect(Date.now() - resetAt).toBeLessThan(10_000);
-    expect(processAlive(modulePid)).toBe(false);
+    await waitUntil(() => !processAlive(modulePid), 5_000, 'the killed module to be gone'); // SIGKILL is asynchronous
     expect(fs.readdirSync(path.join(dir, 'pilots', `scratch-${task.id}`))).toEqual([]);
     // the stale pilot wrote nothing after the reset: no mon transition, no statistics
     const after = (await t.db('history').where({ entity: 'task', entity_id: task.id }).andWhere('created_at', '>=', resetAt).orderBy('id')) as Array<{ actor: string; to_status?: string }>;

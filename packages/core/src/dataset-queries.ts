@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { statMean, statPopulationStddev } from './stats';
-import { now, type DbOrTrx } from './db';
+import { now, withTransaction, type Db, type DbOrTrx } from './db';
 import { NotFoundError } from './errors';
 import {
   DatasetStatus, IN_PROGRESS_STATUSES, JobStatus, TASK_STATUSES, TaskStatus, deriveDatasetStatus, deriveJobStatus,
@@ -172,9 +172,15 @@ export interface DatasetStatusResult {
  * (OBSOLETE/DELETED as stored; a dataset with no jobs keeps its stored status).
  */
 export async function datasetStatus(db: DbOrTrx, datasetId: number): Promise<DatasetStatusResult> {
-  const ds = await getDatasetOwner(db, datasetId);
-  const [tasks, jobs] = [await taskStatusCounts(db, datasetId), await jobStatusCounts(db, datasetId)];
-  return { status: deriveDatasetStatus(jobs, ds.status), tasks, jobs };
+  // One snapshot for both counts: read apart, a dataset that completed in between showed
+  // COMPLETE (from its jobs) with its tasks' counts from before (none OK yet).
+  const read = async (q: DbOrTrx): Promise<DatasetStatusResult> => {
+    const ds = await getDatasetOwner(q, datasetId);
+    const [tasks, jobs] = [await taskStatusCounts(q, datasetId), await jobStatusCounts(q, datasetId)];
+    return { status: deriveDatasetStatus(jobs, ds.status), tasks, jobs };
+  };
+  if ((db as { isTransaction?: boolean }).isTransaction) return read(db);
+  return withTransaction(db as Db, read);
 }
 
 /**

@@ -26,6 +26,7 @@ const SSH_HOST = ssh.SSH_HOST ?? '127.0.0.1';
 const SSH_PORT = Number(ssh.SSH_PORT ?? 2222);
 const SSH_USER = ssh.SSH_USER ?? 'firnsite';
 const SSH_KEY = ssh.SSH_KEY ?? '/etc/firn-test/ssh/id_ed25519';
+const SSH_KNOWN_HOSTS = ssh.SSH_KNOWN_HOSTS ?? '/etc/firn-test/ssh/known_hosts';
 
 interface Run { code: number; out: string; err: string }
 
@@ -144,15 +145,29 @@ describe('firn site against a real sshd (firnsite@127.0.0.1 as the site)', () =>
     if (!ready) return;
 
     // add: a grid in the central database, the connection on this machine (0600)
-    const add = await firn(['site', 'add', name, '--ssh', `${SSH_USER}@${SSH_HOST}:${SSH_PORT}`, '--key', SSH_KEY, '--plugin', 'local',
+    const add = await firn(['site', 'add', name, '--ssh', `${SSH_USER}@${SSH_HOST}:${SSH_PORT}`, '--key', SSH_KEY, '--known-hosts', SSH_KNOWN_HOSTS, '--plugin', 'local',
       '--capabilities', '{"cpu": 2, "memory": 2000, "time": 60}', '--remote-dir', `~/${remoteRel}`, '--mon-url', mon.url,
       '--set', 'queue.schedule=*/2 * * * * *', '--set', 'queue.concurrency=2']);
     expect({ code: add.code, err: add.err }).toEqual({ code: 0, err: '' });
     expect(await gridRow()).toMatchObject({ plugin: 'local', status: 'enabled', last_seen_at: null });
     const sitesFile = path.join(dir, 'cfg', 'sites.json');
     expect(fs.statSync(sitesFile).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(fs.readFileSync(sitesFile, 'utf8')).sites[name].ssh).toEqual({ host: SSH_HOST, port: SSH_PORT, user: SSH_USER, key: SSH_KEY });
+    expect(JSON.parse(fs.readFileSync(sitesFile, 'utf8')).sites[name].ssh).toEqual({ host: SSH_HOST, port: SSH_PORT, user: SSH_USER, key: SSH_KEY, known_hosts: SSH_KNOWN_HOSTS });
     expect((await firn(['site', 'add', name, '--ssh', `${SSH_USER}@${SSH_HOST}`, '--plugin', 'local'])).code).toBe(5);
+    expect((await firn(['site', 'add', name, '--ssh', `${SSH_USER}@${SSH_HOST}`, '--known-hosts', path.join(dir, 'nope'), '--plugin', 'local'])).err).toMatch(/--known-hosts .*nope is not a readable file/);
+
+    // a known_hosts that lists another key for the host: nothing is done on it
+    const sitesBefore = fs.readFileSync(sitesFile, 'utf8');
+    const otherKey = path.join(dir, 'other_known_hosts');
+    const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), crypto.randomBytes(32)]);
+    fs.writeFileSync(otherKey, `[${SSH_HOST}]:${SSH_PORT} ssh-ed25519 ${blob.toString('base64')}\n`);
+    const tampered = JSON.parse(sitesBefore);
+    tampered.sites[name].ssh.known_hosts = otherKey;
+    fs.writeFileSync(sitesFile, JSON.stringify(tampered), { mode: 0o600 });
+    const badKey = await firn(['site', 'status', name]);
+    expect(badKey.code).not.toBe(0);
+    expect(badKey.err).toMatch(/presented a key that .*other_known_hosts does not list/);
+    fs.writeFileSync(sitesFile, sitesBefore, { mode: 0o600 });
 
     // install: bundle, single-executable pilot, schemas, config (0600, readable by the site only), control script
     const inst = await firn(['site', 'install', name, '--db-url', siteDb.url]);

@@ -90,6 +90,7 @@ export function register(program: Command): void {
     .argument('<name>', 'site (grid) name')
     .requiredOption('--ssh <user@host[:port]>', 'SSH login on the submit host')
     .option('--key <file>', 'SSH private key (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+    .option('--known-hosts <file>', 'known_hosts file that must list the host\'s key (default ~/.ssh/known_hosts when it lists the host)')
     .addOption(new Option('--plugin <plugin>', 'batch system at the site').choices([...PLUGIN_NAMES]).makeOptionMandatory())
     .option('--capabilities <json>', 'what one slot offers: {"cpu": 8, "gpu": 0, "memory": 16000, "disk": 50000, "time": 1440, "site": "X"}')
     .option('--remote-dir <dir>', 'directory on the site', '~/firn')
@@ -115,6 +116,14 @@ export function register(program: Command): void {
           throw new CliError(`--key ${key} is not a readable file`, ExitCode.USAGE);
         }
       }
+      const knownHosts = o.knownHosts ? path.resolve(o.knownHosts as string) : undefined;
+      if (knownHosts) {
+        try {
+          fs.accessSync(knownHosts, fs.constants.R_OK);
+        } catch {
+          throw new CliError(`--known-hosts ${knownHosts} is not a readable file`, ExitCode.USAGE);
+        }
+      }
       const sites = loadSites(io.env);
       if (sites[name] && !o.existing) throw new CliError(`site ${name} is already on this machine (firn site rm ${name}, or add --existing to replace how it is reached)`, ExitCode.CONFLICT);
       const capabilities = o.capabilities ? parseJsonObject('--capabilities', o.capabilities as string) : undefined;
@@ -130,7 +139,7 @@ export function register(program: Command): void {
       const entry: SiteEntry = {
         name,
         plugin: o.plugin as PluginName,
-        ssh: { ...ssh, ...(key ? { key } : {}) },
+        ssh: { ...ssh, ...(key ? { key } : {}), ...(knownHosts ? { known_hosts: knownHosts } : {}) },
         remote_dir: o.remoteDir as string,
         ...(capabilities ? { capabilities } : {}),
         ...(o.dbUrl ? { db_url: o.dbUrl as string } : {}),

@@ -9,7 +9,7 @@ import { SshExecutor, findSchemasDir, type ExecResult } from '@firn/core';
 import { pilotCommandOf, shellQuote } from '@firn/queue';
 import { pilotDistDirs, seaIsCurrent } from '../unmonitored/pilot-command';
 import { CTL_SCRIPT, QUEUE_BUNDLE, QUEUE_INI, renderCtlScript, renderQueueIni } from './remote-files';
-import { sshKeyFor, type SiteEntry } from './sites-file';
+import { knownHostsFor, sshKeyFor, type SiteEntry } from './sites-file';
 
 /** The firn-queue bundle built by `npm run bundle -w @firn/queue` (part of `npm run build`). */
 export function queueBundlePath(): string | null {
@@ -66,12 +66,14 @@ export class RemoteSite {
     readonly site: SiteEntry,
     env: Record<string, string | undefined>,
   ) {
+    const knownHostsFile = knownHostsFor(site, env);
     this.exec = new SshExecutor({
       host: site.ssh.host,
       port: site.ssh.port,
       username: site.ssh.user,
       privateKeyPath: sshKeyFor(site, env),
       timeoutMs: 30_000,
+      ...(knownHostsFile ? { knownHostsFile } : {}),
     });
   }
 

@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { knownHostKeys, readKnownHosts } from '@firn/core';
 import type { PluginName } from '@firn/queue';
 import { configDir } from '../settings';
 
@@ -20,6 +21,8 @@ export interface SshTarget {
   user: string;
   /** Private key file on this machine; default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa (the first that exists). */
   key?: string;
+  /** known_hosts file the host's key must be listed in; default: ~/.ssh/known_hosts when it lists the host. */
+  known_hosts?: string;
 }
 
 export interface SiteEntry {
@@ -80,6 +83,21 @@ export function parseSshTarget(text: string): Omit<SshTarget, 'key'> {
 }
 
 /** The key to use: the site's, else the first default key of this user that exists. */
+/**
+ * The known_hosts file a site's host key is checked against: the one given to `firn site add
+ * --known-hosts`, else ~/.ssh/known_hosts when it lists the host (as ssh would check it); else
+ * none (the key is not checked).
+ */
+export function knownHostsFor(site: SiteEntry, env: Record<string, string | undefined>): string | undefined {
+  if (site.ssh.known_hosts) return site.ssh.known_hosts;
+  const file = path.join(env.HOME ?? '', '.ssh', 'known_hosts');
+  try {
+    return knownHostKeys(readKnownHosts(file), site.ssh.host, site.ssh.port).length ? file : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function sshKeyFor(site: SiteEntry, env: Record<string, string | undefined>): string {
   if (site.ssh.key) return site.ssh.key;
   const home = env.HOME ?? '';

@@ -203,7 +203,9 @@ export class DataMover {
         const byCount = new Map<number, number[]>();
         for (const id of copying) {
           const n = verified.get(id) ?? 0;
-          byCount.set(n, [...(byCount.get(n) ?? []), id]);
+          const same = byCount.get(n);
+          if (same) same.push(id);
+          else byCount.set(n, [id]);
         }
         for (const [n, ids] of byCount) {
           const changed = await transition(this.o.db, {

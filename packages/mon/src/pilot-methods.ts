@@ -139,7 +139,6 @@ const TASK_COLUMNS = [
 const STATIC_CACHE_ENTRIES = 256;
 const STATIC_CACHE_MS = 10 * 60_000;
 
-
 /** Lock and read the task, and check the passkey against it; -32009 when it does not fit. */
 async function lockTask(trx: Trx, taskId: number, digest: string, statuses: readonly TaskStatus[]): Promise<TaskRow> {
   await takeWriteLock(trx);
@@ -212,17 +211,18 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
    * What a dataset's pilots all get and never changes once it is submitted (its config, each
    * task's external modules as base64): read once, kept for a while (bounded), not per start.
    */
-  const statics = new ImmutableCache<unknown>(STATIC_CACHE_ENTRIES, STATIC_CACHE_MS);
+  const configs = new ImmutableCache<unknown>(STATIC_CACHE_ENTRIES, STATIC_CACHE_MS);
+  const modulesByTask = new ImmutableCache<StartResult['external_modules']>(STATIC_CACHE_ENTRIES, STATIC_CACHE_MS);
 
   const datasetConfig = (datasetId: number) =>
-    statics.get(`config:${datasetId}`, async () => {
+    configs.get(String(datasetId), async () => {
       const row = (await db('dataset').select('config').where({ id: datasetId }).first()) as { config: string | null } | undefined;
       // an unknown dataset is not cached (its start will have failed anyway)
       return { value: parseJson(row?.config, {}), keep: row !== undefined };
     });
 
   const externalModules = (taskRelId: number) =>
-    statics.get(`modules:${taskRelId}`, async () => {
+    modulesByTask.get(String(taskRelId), async () => {
       const rows = (await db('module as m')
         .join('tray as t', 't.id', 'm.tray_id')
         .select('t.name as tray', 'm.name as module', 'm.src', 'm.src_md5', 'm.src_sha256', 'm.src_content')
@@ -231,7 +231,7 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
         .orderBy([{ column: 't.tray_index' }, { column: 'm.module_index' }])) as Array<{
         tray: string; module: string; src: string | null; src_md5: string | null; src_sha256: string | null; src_content: string;
       }>;
-      const value: StartResult['external_modules'] = rows.map((m) => ({
+      const value = rows.map((m) => ({
         tray: m.tray, module: m.module, src: m.src, md5: m.src_md5, sha256: m.src_sha256, content_base64: moduleContentBase64(m.src_content, m.src_sha256),
       }));
       return { value, keep: true };
@@ -254,7 +254,7 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
           url: string | null; local_name: string | null; md5: string | null; sha256: string | null; size: number | string | null;
         }>>,
       datasetConfig(task.dataset_id),
-      externalModules(task.task_rel_id) as Promise<StartResult['external_modules']>,
+      externalModules(task.task_rel_id),
     ]);
     const job = jobRows[0];
     return {
@@ -314,7 +314,7 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
       });
       // a new attempt: statistics an earlier attempt left behind do not belong to it (only an
       // attempt that started can have written any: pilot.stats needs PROCESSING)
-      if (row.started_at !== null && row.started_at !== undefined) await trx('task_stat').where({ task_id: row.id }).delete();
+      if (row.started_at != null) await trx('task_stat').where({ task_id: row.id }).delete();
       return { ...row, status: TaskStatus.PROCESSING, host };
     });
     if ('refused' in task) {

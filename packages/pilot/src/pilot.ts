@@ -213,7 +213,7 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
   let reused = opts.reuseArea && !opts.keepScratch ? path.join(scratchRoot, opts.reuseArea) : null;
   if (reused) {
     try {
-      await prepareReusedArea(reused);
+      prepareReusedArea(reused);
     } catch (e) {
       log.warn('cannot reuse the task area; using a new one', { dir: reused, error: coerceError(e).message });
       reused = null;
@@ -263,7 +263,13 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
     if (cleaned) return;
     cleaned = true;
     if (opts.keepScratch) log.info('keeping scratch', { dir: taskDir });
-    else if (reused) await emptyReusedArea(taskDir, usedPrivate).catch((e) => log.warn('cannot empty scratch', { error: coerceError(e).message }));
+    else if (reused) {
+      try {
+        emptyReusedArea(taskDir, usedPrivate);
+      } catch (e) {
+        log.warn('cannot empty scratch', { error: coerceError(e).message });
+      }
+    }
     else await fs.promises.rm(taskDir, { recursive: true, force: true }).catch((e) => log.warn('cannot remove scratch', { error: coerceError(e).message }));
   };
 
@@ -430,9 +436,9 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
 }
 
 /** A reused task area, ready for a task: work/ and pilot/ exist, work/ is empty, nothing else is there. */
-export async function prepareReusedArea(dir: string): Promise<void> {
+function prepareReusedArea(dir: string): void {
   for (const d of [dir, path.join(dir, 'work'), path.join(dir, 'pilot')]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-  await emptyReusedArea(dir, null);
+  emptyReusedArea(dir, null);
 }
 
 /**
@@ -440,7 +446,7 @@ export async function prepareReusedArea(dir: string): Promise<void> {
  * the module areas named in `keep` stay (their files are emptied in place by the next module
  * that uses them), the others go (`keep` null: all stay).
  */
-export async function emptyReusedArea(dir: string, keep: Set<string> | null): Promise<void> {
+function emptyReusedArea(dir: string, keep: Set<string> | null): void {
   // synchronous: a few entries, and no thread-pool round trip for each
   const rmAll = (parent: string, names: string[]) => {
     for (const n of names) fs.rmSync(path.join(parent, n), { recursive: true, force: true });

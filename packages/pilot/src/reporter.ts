@@ -292,7 +292,6 @@ export class RpcReporter implements Reporter {
     if (Object.keys(stats).length) params.stats = stats;
     if (logs.length) params.logs = logs;
     if (files.length) params.files = files;
-    for (const op of carried) op.done?.resolve({ ok: true });
     return carried;
   }
 
@@ -405,7 +404,7 @@ export class RpcReporter implements Reporter {
                 delete plain.logs;
                 delete plain.files;
                 const { carried, ...rest } = op;
-                this.queue.unshift(...carried.map((c) => ({ ...c, done: undefined }) as Op), { ...rest, params: plain });
+                this.queue.unshift(...carried, { ...rest, params: plain });
               } else {
                 this.logger.error('mon rejected an update; dropping it', { method: op.method, error: (e as Error).message });
                 op.done?.reject(coerceError(e));

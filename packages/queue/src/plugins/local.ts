@@ -400,6 +400,12 @@ export class LocalPlugin implements BatchPlugin {
 
   /** Every job on record; the directory is read again every RESCAN_MS (and old finished records pruned). */
   private async jobs(): Promise<LocalJob[]> {
+    await this.rescanIfDue();
+    return [...this.records.values()];
+  }
+
+  /** Read the registry directory again once RESCAN_MS have passed (and prune old finished records). */
+  private async rescanIfDue(): Promise<void> {
     const now = Date.now();
     if (now - this.scannedAt >= RESCAN_MS) {
       this.scannedAt = now;
@@ -433,7 +439,6 @@ export class LocalPlugin implements BatchPlugin {
       this.open.clear();
       for (const j of ordered) this.remember(j);
     }
-    return [...this.records.values()];
   }
 
   /** Keep a record in memory (and among the open ones unless it is known to be finished). */
@@ -442,9 +447,9 @@ export class LocalPlugin implements BatchPlugin {
     if (!this.finished.has(job.id)) this.open.add(job.id);
   }
 
-  /** The records not finished yet, in record order (the registry is rescanned as jobs() does). */
+  /** The records not finished yet, in record order (the registry is rescanned when due). */
   private async openJobs(): Promise<LocalJob[]> {
-    await this.jobs();
+    await this.rescanIfDue();
     const out: LocalJob[] = [];
     for (const id of this.open) {
       const job = this.records.get(id);

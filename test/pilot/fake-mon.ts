@@ -38,6 +38,11 @@ export class FakeMon {
   rateLimitNext = 0;
   /** Calls whose params failed schema validation (a test asserts this stays empty). */
   readonly invalid: Array<{ method: string; issues: string }> = [];
+  /**
+   * The next requests are answered with these raw HTTP responses, one each, whatever they ask
+   * (a stopping firn-mon's plain 503, a 503 with a JSON-RPC -32050 body, a proxy's 502).
+   */
+  rawNext: Array<{ status: number; headers?: Record<string, string>; body: string }> = [];
   /** Per-method hook run before answering (throw {code, message} to answer an error). */
   onCall: ((c: RecordedCall) => void) | null = null;
   readonly taskId: number;
@@ -146,6 +151,12 @@ export class FakeMon {
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       this.bodies.push(text);
+      const raw = this.rawNext.shift();
+      if (raw) {
+        res.writeHead(raw.status, { 'content-type': 'application/json', ...raw.headers });
+        res.end(raw.body);
+        return;
+      }
       let body: unknown;
       try {
         body = JSON.parse(text);

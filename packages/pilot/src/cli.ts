@@ -40,8 +40,15 @@ Options:
   --ca FILE              PEM CA to trust for mon and https downloads
   --insecure             accept any TLS certificate (testing only)
   --ssh-key FILE         private key for sftp:// (default: FIRN_SSH_KEY, ~/.ssh/id_*)
-  --ssh-known-hosts FILE known_hosts for sftp:// host keys (unknown hosts are refused)
+  --ssh-known-hosts FILE known_hosts for sftp:// host keys (default: FIRN_SSH_KNOWN_HOSTS,
+                         ~/.ssh/known_hosts; hosts not listed are refused)
+  --ssh-accept-unknown-hosts
+                         accept an sftp:// host known_hosts does not list (a warning is logged)
   --heartbeat SECONDS    heartbeat period (default: mon's; env FIRN_PILOT_HEARTBEAT_SECONDS)
+  --retry-horizon SECONDS
+                         how long the final report is kept and retried while mon cannot take
+                         it (default: twice mon's heartbeat timeout, at least 600; env
+                         FIRN_PILOT_RETRY_HORIZON_SECONDS)
   --log-level LEVEL      error | warn | info | debug (default info)
   -h, --help             this text
   --version              print the version
@@ -97,7 +104,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         insecure: { type: 'boolean' },
         'ssh-key': { type: 'string' },
         'ssh-known-hosts': { type: 'string' },
+        'ssh-accept-unknown-hosts': { type: 'boolean' },
         heartbeat: { type: 'string' },
+        'retry-horizon': { type: 'string' },
         'log-level': { type: 'string' },
         unmonitored: { type: 'boolean' },
         'config-file': { type: 'string' },
@@ -184,6 +193,11 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       if (!passkey) throw new UsageError('--passkey-file is empty');
       logger.addSecret(passkey);
       const backoffCap = Number(io.env.FIRN_PILOT_BACKOFF_MAX_SECONDS);
+      const horizonText = str('retry-horizon') ?? io.env.FIRN_PILOT_RETRY_HORIZON_SECONDS;
+      const horizon = horizonText !== undefined && horizonText !== '' ? Number(horizonText) : undefined;
+      if (horizon !== undefined && !(Number.isFinite(horizon) && horizon > 0 && horizon <= 7 * 86400)) {
+        throw new UsageError(`--retry-horizon (or FIRN_PILOT_RETRY_HORIZON_SECONDS) must be a number of seconds in (0, 604800], got ${JSON.stringify(horizonText)}`);
+      }
       let agent: RpcReporterOptions['agent'];
       if (io.worker) {
         const key = JSON.stringify([mon, str('ca') ?? null, values.insecure === true]);
@@ -198,6 +212,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         ...(ca ? { ca } : {}),
         ...(values.insecure ? { insecure: true } : {}),
         ...(agent ? { agent } : {}),
+        ...(horizon !== undefined ? { retryHorizonMs: horizon * 1000 } : {}),
         ...(Number.isFinite(backoffCap) && backoffCap > 0 ? { backoff: { baseMs: 500, maxMs: backoffCap * 1000, jitter: 0.5 } } : {}),
       });
     }
@@ -235,7 +250,8 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       ...(values.insecure ? { insecure: true } : {}),
       sftp: {
         ...(sshKey ? { privateKeyPath: sshKey } : {}),
-        ...(knownHosts ? { knownHostsFile: knownHosts, strictHostKeys: true } : {}),
+        ...(knownHosts ? { knownHostsFile: knownHosts } : {}),
+        ...(values['ssh-accept-unknown-hosts'] || io.env.FIRN_SSH_ACCEPT_UNKNOWN_HOSTS === '1' ? { acceptUnknownHosts: true } : {}),
       },
     },
   };

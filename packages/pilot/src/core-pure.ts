@@ -11,9 +11,10 @@
  */
 export { evaluate, expandConfig, type ExpressionContext } from '../../core/src/expression-parser';
 export { checksumFile, checksumStream, checksumBuffer, checksumMismatches, type Checksums } from '../../core/src/checksums';
-export { RpcClient, RpcError, RpcTransportError, type RpcClientOptions } from '../../core/src/rpc-client';
+export { RpcClient, RpcError, RpcTransportError, isRetryableRpcFailure, type RpcClientOptions } from '../../core/src/rpc-client';
 export { FirnError, TransferError, ConfigError, RpcErrorCode, coerceError } from '../../core/src/errors';
 export { backoffDelay, type BackoffOptions } from '../../core/src/backoff';
+export { hostKeyCheck, type HostKeyCheck, type HostKeyPolicy } from '../../core/src/host-key-policy';
 // Type-only: erased at build time, so winston (logger) and ajv (dataset-config) never reach the bundle.
 export type { Logger, LogMeta } from '../../core/src/logger';
 export type {

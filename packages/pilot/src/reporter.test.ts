@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PilotLogger } from './logger';
-import { FileReporter, RpcReporter, StalePasskeyError } from './reporter';
+import { FileReporter, MonUnreachableError, RpcReporter, StalePasskeyError, defaultRetryHorizonMs } from './reporter';
+import { RpcClient, RpcError, RpcTransportError, isRetryableRpcFailure } from './core-pure';
 import { FakeMon } from '../../../test/pilot/fake-mon';
 import { waitUntil } from '../../../test/helpers/db';
 
@@ -21,12 +22,12 @@ let mon: FakeMon;
 let logLines: string[];
 let reporter: RpcReporter;
 
-function makeReporter(passkey = mon.passkey): RpcReporter {
+function makeReporter(passkey = mon.passkey, extra: { retryHorizonMs?: number } = {}): RpcReporter {
   logLines = [];
   const stream = { write: (s: string) => logLines.push(s) } as unknown as NodeJS.WritableStream;
   const logger = PilotLogger.create({ stream });
   logger.addSecret(passkey);
-  return new RpcReporter({ url: mon.url, taskId: 42, passkey, logger, backoff: { baseMs: 20, maxMs: 200, jitter: 0.5 }, startTimeoutMs: 10_000 });
+  return new RpcReporter({ url: mon.url, taskId: 42, passkey, logger, backoff: { baseMs: 20, maxMs: 200, jitter: 0.5 }, startTimeoutMs: 10_000, ...extra });
 }
 
 beforeEach(async () => {
@@ -152,6 +153,151 @@ describe('RpcReporter', () => {
     await reporter.finish(true);
     expect(mon.calls.map((c) => c.method)).toEqual(['pilot.start', 'pilot.stats', 'pilot.finish']);
     expect(logLines.join('')).toMatch(/mon rejected an update; dropping it/);
+  });
+});
+
+const RPC_503 = (code: number, message: string, headers: Record<string, string> = {}) => ({
+  status: 503,
+  headers,
+  body: JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }),
+});
+const FINAL = { cpu_seconds: 1, wall_seconds: 2, rss_mb: 3, disk_mb: 4 };
+
+describe('RpcReporter retry classification (a real HTTP server answering)', () => {
+  it('a plain 503 (a stopping mon, not JSON-RPC) is retried and the final report with its stats arrives once', async () => {
+    await reporter.start('n');
+    mon.rawNext.push(
+      { status: 503, headers: { 'content-type': 'text/plain' }, body: 'Service Unavailable' },
+      { status: 503, body: JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'shutting down' }) },
+      { status: 502, headers: { 'content-type': 'text/html' }, body: '<html>bad gateway</html>' },
+    );
+    reporter.stats({ events: 7 });
+    const fin = await reporter.finish(true, undefined, FINAL);
+    expect(fin.status).toBe('READYTOCOPY');
+    expect(mon.rawNext).toHaveLength(0);
+    expect(mon.callsOf('pilot.finish')).toHaveLength(1);
+    expect(mon.callsOf('pilot.finish')[0]?.params).toMatchObject({ ok: true, stats: { events: 7 } });
+    expect(reporter.counters.failures).toBe(3);
+  });
+
+  it('a 503 with a JSON-RPC -32050 body is retried, not sooner than its Retry-After', async () => {
+    await reporter.start('n');
+    mon.rawNext.push(RPC_503(-32050, 'unavailable, retry: database down', { 'retry-after': '1' }));
+    const t0 = Date.now();
+    const fin = await reporter.finish(false, 'module m exited with code 3', FINAL);
+    expect(fin.status).toBe('ERROR');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
+    expect(mon.callsOf('pilot.finish')).toHaveLength(1);
+  });
+
+  it('-32050 and -32603 in a 200 answer (database down) are retried, also for batched updates', async () => {
+    await reporter.start('n');
+    let refuse = 4;
+    mon.onCall = (c) => {
+      if (refuse > 0 && c.method !== 'pilot.start') {
+        refuse--;
+        throw { code: refuse % 2 ? -32050 : -32603, message: 'database unavailable' };
+      }
+    };
+    reporter.heartbeat({ cpu_seconds: 1 });
+    reporter.log('a', 'x');
+    await reporter.flush(10_000);
+    const fin = await reporter.finish(true, undefined, FINAL);
+    expect(fin.status).toBe('READYTOCOPY');
+    expect(refuse).toBe(0);
+    expect(mon.callsOf('pilot.heartbeat')).toHaveLength(1);
+    expect(mon.callsOf('pilot.log')).toHaveLength(1);
+  });
+
+  it('-32009 (stale passkey) is fatal and never retried', async () => {
+    await reporter.start('n');
+    mon.rawNext.push({ status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32009, message: 'stale passkey' } }) });
+    const fatal = new Promise<Error>((resolve) => reporter.onFatal(resolve));
+    await expect(reporter.finish(true, undefined, FINAL)).rejects.toBeInstanceOf(StalePasskeyError);
+    await expect(fatal).resolves.toBeInstanceOf(StalePasskeyError);
+    expect(mon.bodies.filter((b) => b.includes('pilot.finish'))).toHaveLength(1);
+  });
+
+  it('-32602 (invalid params) rejects the finish at once, without retries', async () => {
+    await reporter.start('n');
+    mon.onCall = (c) => {
+      if (c.method === 'pilot.finish') throw { code: -32602, message: 'invalid params: /params/error' };
+    };
+    await expect(reporter.finish(false, 'x', FINAL)).rejects.toMatchObject({ code: -32602 });
+    expect(mon.bodies.filter((b) => b.includes('pilot.finish'))).toHaveLength(1);
+    expect(reporter.counters.failures).toBe(0);
+  });
+
+  it('ECONNREFUSED: the finish waits for mon to come back on the same port', async () => {
+    await reporter.start('n');
+    await mon.down();
+    reporter.stats({ events: 1 });
+    const fin = reporter.finish(true, undefined, FINAL);
+    await waitUntil(() => reporter.counters.failures >= 2, 10_000);
+    await mon.up();
+    await expect(fin).resolves.toMatchObject({ status: 'READYTOCOPY' });
+    expect(mon.callsOf('pilot.finish')[0]?.params).toMatchObject({ stats: { events: 1 } });
+  });
+
+  it('gives up on the finish only after the retry horizon', async () => {
+    await reporter.close();
+    reporter = makeReporter(mon.passkey, { retryHorizonMs: 600 });
+    await reporter.start('n');
+    expect(reporter.retryHorizonMs).toBe(600);
+    await mon.down();
+    const t0 = Date.now();
+    await expect(reporter.finish(true, undefined, FINAL)).rejects.toBeInstanceOf(MonUnreachableError);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(550);
+  });
+
+  it('the default horizon is twice the heartbeat timeout mon implies, at least 10 minutes', async () => {
+    expect(reporter.retryHorizonMs).toBe(600_000);
+    await reporter.start('n'); // heartbeat_seconds 60 → heartbeat_timeout 360 s
+    expect(reporter.retryHorizonMs).toBe(720_000);
+    expect(defaultRetryHorizonMs(5)).toBe(600_000);
+    expect(defaultRetryHorizonMs(300)).toBe(3_600_000);
+    expect(defaultRetryHorizonMs('x')).toBe(600_000);
+  });
+
+  it('classifies what a real server answers: retryable or not', async () => {
+    const client = new RpcClient(mon.url);
+    const fail = async () => {
+      try {
+        await client.call('pilot.heartbeat', { task_id: 42, passkey: mon.passkey });
+        return null;
+      } catch (e) {
+        return e;
+      }
+    };
+    try {
+      const cases: Array<[{ status: number; headers?: Record<string, string>; body: string }, boolean]> = [
+        [{ status: 503, body: 'Service Unavailable' }, true],
+        [RPC_503(-32050, 'unavailable'), true],
+        [{ status: 504, body: '' }, true],
+        [{ status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32029, message: 'queueing' } }) }, true],
+        [{ status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32009, message: 'stale' } }) }, false],
+        [{ status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32602, message: 'bad' } }) }, false],
+        [{ status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'who' } }) }, false],
+        [{ status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32003, message: 'no' } }) }, false],
+        [{ status: 413, body: 'too large' }, false],
+      ];
+      for (const [raw, retryable] of cases) {
+        mon.rawNext.push(raw);
+        const e = await fail();
+        expect([raw.status, raw.body, isRetryableRpcFailure(e)]).toEqual([raw.status, raw.body, retryable]);
+      }
+      mon.rawNext.push({ status: 503, headers: { 'retry-after': '7' }, body: 'x' });
+      const e = (await fail()) as RpcTransportError;
+      expect(e).toBeInstanceOf(RpcTransportError);
+      expect([e.httpStatus, e.retryAfterMs]).toEqual([503, 7000]);
+      mon.rawNext.push(RPC_503(-32050, 'unavailable', { 'retry-after': '2' }));
+      const r = (await fail()) as RpcError;
+      expect([r.code, r.httpStatus, r.retryAfterMs]).toEqual([-32050, 503, 2000]);
+      await mon.down();
+      expect(isRetryableRpcFailure(await fail())).toBe(true); // ECONNREFUSED
+    } finally {
+      client.close();
+    }
   });
 });
 

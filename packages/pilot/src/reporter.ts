@@ -6,8 +6,16 @@
  * RpcReporter delivery rules:
  *  - updates are queued and sent in order by one pump; after an outage the backlog goes out
  *    as JSON-RPC batches;
- *  - transport errors and -32029 (rate limited) are retried with capped exponential backoff
- *    for as long as it takes — modules keep running meanwhile;
+ *  - every retryable failure (core's `isRetryableRpcFailure`: connection refused/reset/timed
+ *    out, HTTP 408/429/502/503/504 with or without a JSON-RPC body, -32029 rate limited or still
+ *    queueing, -32050 unavailable, -32603 internal) is retried with capped exponential backoff,
+ *    at least as long as the server's Retry-After; updates for as long as it takes (modules keep
+ *    running meanwhile), pilot.finish — the final report with the stats, logs and files it
+ *    carries — for the retry horizon: `retryHorizonMs`, else twice the heartbeat timeout firn-mon
+ *    implies (pilot.start's heartbeat_seconds × 6, i.e. `[dh] heartbeat_timeout`), at least
+ *    10 minutes. A database outage or a mon restart shorter than that costs the task nothing;
+ *  - -32602 / -32001 / -32003 / -32004 are not retried: the update is dropped (logged), a finish
+ *    is rejected;
  *  - heartbeats are coalesced (only the newest unsent one is kept), log updates of one name are
  *    merged; stats, files and finish are never dropped;
  *  - -32009 (stale or invalid passkey) is fatal: the queue is discarded and `onFatal` fires so
@@ -22,8 +30,8 @@ import {
   RpcClient,
   RpcError,
   RpcErrorCode,
-  RpcTransportError,
   backoffDelay,
+  isRetryableRpcFailure,
   coerceError,
   type BackoffOptions,
   type DatasetConfig,
@@ -71,6 +79,8 @@ interface Op {
   done?: { resolve: (v: unknown) => void; reject: (e: Error) => void };
   /** A finish carrying these waiting updates (sent separately if mon does not take them). */
   carried?: Op[];
+  /** A finish whose retry horizon passed: rejected already, never sent again. */
+  expired?: boolean;
 }
 
 export interface RpcReporterOptions {
@@ -83,7 +93,13 @@ export interface RpcReporterOptions {
   backoff?: BackoffOptions;
   /** How long pilot.start keeps trying an unreachable mon (default 10 min). */
   startTimeoutMs?: number;
-  /** How long finish waits for mon to come back (default 2 h). */
+  /**
+   * How long pilot.finish keeps trying while mon cannot take it (`--retry-horizon`,
+   * FIRN_PILOT_RETRY_HORIZON_SECONDS). Default: 2 × heartbeat_seconds × 6 from pilot.start
+   * (twice `[dh] heartbeat_timeout`), at least 10 minutes.
+   */
+  retryHorizonMs?: number;
+  /** @deprecated the old name of retryHorizonMs. */
   finishTimeoutMs?: number;
   /** Most calls in one batch (default 50). */
   maxBatch?: number;
@@ -99,6 +115,15 @@ export interface RpcReporterOptions {
 }
 
 const MAX_LOG_MERGE = 256 * 1024;
+/** The shortest retry horizon a pilot uses by default, and the longest Retry-After it honours. */
+const MIN_HORIZON_MS = 10 * 60_000;
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/** The default retry horizon for a task whose mon asks for heartbeats every `heartbeatSeconds`. */
+export function defaultRetryHorizonMs(heartbeatSeconds: unknown): number {
+  const hb = typeof heartbeatSeconds === 'number' && Number.isFinite(heartbeatSeconds) && heartbeatSeconds > 0 ? heartbeatSeconds : 0;
+  return Math.max(MIN_HORIZON_MS, 2 * 6 * hb * 1000);
+}
 
 export class RpcReporter implements Reporter {
   private readonly client: RpcClient;
@@ -114,6 +139,8 @@ export class RpcReporter implements Reporter {
   private noCarry = false;
   private readonly backoff: BackoffOptions;
   private readonly logger: Logger;
+  /** From pilot.start's heartbeat_seconds unless the caller set it. */
+  private horizonMs: number;
   /** Counters for tests and the pilot's own log. */
   readonly counters = { sent: 0, failures: 0, batches: 0, coalesced: 0 };
 
@@ -125,11 +152,22 @@ export class RpcReporter implements Reporter {
     this.client = new RpcClient(opts.url, clientOpts);
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000, jitter: 0.5 };
     this.logger = opts.logger.scope({ component: 'reporter' });
+    this.horizonMs = opts.retryHorizonMs ?? opts.finishTimeoutMs ?? MIN_HORIZON_MS;
   }
 
-  /** Jittered (random, to spread a herd of pilots), capped exponential delay before retry `attempt` (1-based). */
-  private delay(attempt: number): number {
-    return backoffDelay(attempt, { ...this.backoff, random: Math.random() });
+  /** How long a finish is kept and retried while mon cannot take it (ms). */
+  get retryHorizonMs(): number {
+    return this.horizonMs;
+  }
+
+  /**
+   * Jittered (random, to spread a herd of pilots), capped exponential delay before retry
+   * `attempt` (1-based); never shorter than the Retry-After the failure carried (at most 5 min).
+   */
+  private delay(attempt: number, failure?: unknown): number {
+    const d = backoffDelay(attempt, { ...this.backoff, random: Math.random() });
+    const after = (failure as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+    return typeof after === 'number' && after > d ? Math.min(after, MAX_RETRY_AFTER_MS) : d;
   }
 
   private params(p: Record<string, unknown>): Record<string, unknown> {
@@ -137,7 +175,7 @@ export class RpcReporter implements Reporter {
   }
 
   private isRetryable(e: unknown): boolean {
-    return e instanceof RpcTransportError || (e instanceof RpcError && e.code === RpcErrorCode.RATE_LIMITED);
+    return isRetryableRpcFailure(e);
   }
 
   private isStale(e: unknown): boolean {
@@ -181,6 +219,9 @@ export class RpcReporter implements Reporter {
       try {
         const r = await this.client.call<StartResult>('pilot.start', this.params({ host, ...(resources ? { resources } : {}) }));
         this.counters.sent++;
+        if (this.opts.retryHorizonMs === undefined && this.opts.finishTimeoutMs === undefined) {
+          this.horizonMs = defaultRetryHorizonMs(r?.system?.heartbeat_seconds);
+        }
         return r;
       } catch (e) {
         if (this.isStale(e)) {
@@ -191,7 +232,7 @@ export class RpcReporter implements Reporter {
         if (!this.isRetryable(e) || this.closed) throw coerceError(e);
         this.counters.failures++;
         if (Date.now() > deadline) throw new MonUnreachableError(`cannot reach mon for pilot.start: ${(e as Error).message}`);
-        const d = this.delay(attempt + 1);
+        const d = this.delay(attempt + 1, e);
         this.logger.warn('pilot.start failed, retrying', { error: (e as Error).message, retry_in_ms: d });
         await this.sleep(d);
       }
@@ -241,8 +282,9 @@ export class RpcReporter implements Reporter {
   finish(ok: boolean, error?: string, resources?: ResourceSummary): Promise<{ status?: string }> {
     if (this.fatal) return Promise.reject(this.fatal);
     return new Promise((resolve, reject) => {
-      const timeout = this.opts.finishTimeoutMs ?? 2 * 3600_000;
+      const timeout = this.horizonMs;
       const timer = setTimeout(() => {
+        op.expired = true;
         const i = this.queue.indexOf(op);
         if (i >= 0) this.queue.splice(i, 1);
         reject(new MonUnreachableError(`mon did not accept pilot.finish within ${Math.round(timeout / 1000)} s`));
@@ -368,7 +410,7 @@ export class RpcReporter implements Reporter {
   /** Put ops that could not be delivered back at the front, keeping only the newest heartbeat. */
   private requeue(ops: Op[]) {
     const hasNewerHeartbeat = this.queue.some((o) => o.kind === 'heartbeat');
-    const back = ops.filter((o) => !(o.kind === 'heartbeat' && hasNewerHeartbeat));
+    const back = ops.filter((o) => !o.expired && !(o.kind === 'heartbeat' && hasNewerHeartbeat));
     this.queue.unshift(...back);
   }
 
@@ -432,16 +474,20 @@ export class RpcReporter implements Reporter {
             });
           }
         } catch (e) {
-          // the whole batch failed to travel
-          retry = ops;
-          failure = e;
-          if (!this.isRetryable(e)) this.logger.warn('unexpected error sending to mon', { error: coerceError(e).message });
+          // the whole request failed to travel
+          if (this.isRetryable(e)) {
+            retry = ops;
+            failure = e;
+          } else {
+            this.logger.error('mon rejected a batch of updates; dropping it', { calls: ops.length, error: coerceError(e).message });
+            for (const op of ops) op.done?.reject(coerceError(e));
+          }
         }
         if (this.fatal) break;
         if (retry.length) {
           this.requeue(retry);
           this.counters.failures++;
-          const d = this.delay(++attempt);
+          const d = this.delay(++attempt, failure);
           this.logger.warn('mon unreachable; buffering updates', { error: coerceError(failure).message, pending: this.queue.length, retry_in_ms: d });
           await this.sleep(d);
         } else {

@@ -29,8 +29,10 @@ afterEach(async () => {
   for (const e of executors.splice(0)) await e.close();
 });
 
-function executor(knownHostsFile?: string): SshExecutor {
+function executor(knownHostsFile?: string, acceptUnknownHosts = false, homeDir?: string): SshExecutor {
   const e = new SshExecutor({
+    ...(homeDir ? { homeDir } : {}),
+    ...(acceptUnknownHosts ? { acceptUnknownHosts } : {}),
     host: ssh.SSH_HOST ?? '127.0.0.1',
     port: Number(ssh.SSH_PORT ?? 2222),
     username: ssh.SSH_USER ?? 'firnsite',
@@ -83,6 +85,36 @@ describe('ssh executor host key checks against a real sshd', () => {
     expect(fs.existsSync(marker)).toBe(false);
     const unreadable = path.join(dir, 'missing');
     await expect(executor(unreadable).exec('true', [])).rejects.toThrow(/cannot read known_hosts file .*missing/);
+  });
+});
+
+describe('host keys are checked by default; accepting an unknown host is explicit', () => {
+  let home: string;
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(dir, 'home-')); // an empty ~/.ssh: nothing is known
+  });
+
+  test('without ssh_known_hosts, ~/.ssh/known_hosts is used: an unlisted host is refused before any command runs', async () => {
+    if (!available) return;
+    const marker = path.join(os.tmpdir(), `firn-ssh-default-${process.pid}`);
+    fs.rmSync(marker, { force: true });
+    await expect(executor(undefined, false, home).exec('touch', [marker])).rejects.toThrow(/is not in .*\.ssh\/known_hosts: refused/);
+    expect(fs.existsSync(marker)).toBe(false);
+    // listed in ~/.ssh/known_hosts: connects with no setting at all
+    const { name, type, key } = realEntry();
+    fs.mkdirSync(path.join(home, '.ssh'));
+    fs.writeFileSync(path.join(home, '.ssh', 'known_hosts'), `${name} ${type} ${key}\n`);
+    expect(await executor(undefined, false, home).exec('echo', ['default ok'])).toMatchObject({ code: 0, stdout: 'default ok\n' });
+  });
+
+  test('acceptUnknownHosts connects to an unlisted host, but never to a listed host presenting another key', async () => {
+    if (!available) return;
+    expect(await executor(undefined, true, home).exec('echo', ['accepted'])).toMatchObject({ code: 0, stdout: 'accepted\n' });
+    const { name } = realEntry();
+    const other = crypto.generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+    const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), other]);
+    const wrong = write('wrong-accept', `${name} ssh-ed25519 ${blob.toString('base64')}\n`);
+    await expect(executor(wrong, true).exec('true', [])).rejects.toThrow(/presented a key that .*wrong-accept does not list for it/);
   });
 });
 

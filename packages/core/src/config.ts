@@ -18,12 +18,12 @@ export interface QueueSection {
   grid?: string; plugin: 'local' | 'slurm' | 'pbs' | 'sge' | 'condor'; schedule: string; max_queued: number;
   max_submit_per_cycle: number; submit_dir?: string; lease_seconds: number; capabilities?: string; partition?: string;
   queue?: string; account?: string; extra_directives?: string; concurrency: number; pilot_reuse: number; pilot_idle_seconds: number; ssh_host?: string; ssh_port: number;
-  ssh_user?: string; ssh_key?: string; ssh_timeout: number; ssh_known_hosts?: string;
+  ssh_user?: string; ssh_key?: string; ssh_timeout: number; ssh_known_hosts?: string; ssh_accept_unknown_hosts?: boolean;
 }
 export interface DhSection {
   schedule: string; heartbeat_timeout: number; transfer_retries: number; retention_days: number; completion_hook?: string;
   blackhole_window: number; blackhole_threshold: number; blackhole_cooldown: number; batch_size: number;
-  ssh_key?: string; ssh_known_hosts?: string;
+  ssh_key?: string; ssh_known_hosts?: string; ssh_accept_unknown_hosts?: boolean;
 }
 export interface SystemSection { scratch?: string; download?: string; site_temp?: string; pilot?: string; data?: string }
 export interface LogSection { level: 'error' | 'warn' | 'info' | 'debug'; format: 'json' | 'text' | 'auto'; file?: string }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { ExecOptions, ExecResult, Executor } from './executor';
-import { knownHostKeys, readKnownHosts } from './known-hosts';
+import { hostKeyCheck, type HostKeyCheck } from './host-key-policy';
 import { nullLogger, type Logger } from './logger';
 
 export interface SshExecutorOptions {
@@ -16,10 +16,14 @@ export interface SshExecutorOptions {
   /** Connection and command timeout base, ms (default 30 s). */
   timeoutMs?: number;
   /**
-   * OpenSSH known_hosts file: the host must present a key listed there for host:port, or no
-   * connection is made. Without it the host key is not checked (a warning is logged once).
+   * OpenSSH known_hosts file (default ~/.ssh/known_hosts): the host must present a key listed
+   * there for host:port, or no connection is made (host-key-policy.ts).
    */
   knownHostsFile?: string;
+  /** Accept a host the file does not list, with a warning (explicit opt-in). */
+  acceptUnknownHosts?: boolean;
+  /** Home directory whose .ssh/known_hosts is the default (default: os.homedir()). */
+  homeDir?: string;
   logger?: Logger;
 }
 
@@ -41,7 +45,6 @@ export class SshExecutor implements Executor {
   private sftpP: Promise<SFTPWrapper> | null = null;
   private readonly logger: Logger;
   private closed = false;
-  private warnedUnverified = false;
 
   constructor(private readonly opts: SshExecutorOptions) {
     this.description = `ssh://${opts.username}@${opts.host}:${opts.port ?? 22}`;
@@ -54,24 +57,16 @@ export class SshExecutor implements Executor {
     if (this.closed) return Promise.reject(new Error('executor closed'));
     this.connecting = new Promise<Client>((resolve, reject) => {
       const port = this.opts.port ?? 22;
-      let known: Buffer[] | null = null;
-      if (this.opts.knownHostsFile) {
-        try {
-          known = knownHostKeys(readKnownHosts(this.opts.knownHostsFile), this.opts.host, port);
-        } catch (e) {
-          this.connecting = null;
-          reject(new Error(`ssh ${this.description}: ${(e as Error).message}`));
-          return;
-        }
-        if (!known.length) {
-          this.connecting = null;
-          const name = port === 22 ? this.opts.host : `[${this.opts.host}]:${port}`;
-          reject(new Error(`ssh ${this.description}: ${name} is not in ${this.opts.knownHostsFile}; check its key and add it (ssh-keyscan -p ${port} ${this.opts.host})`));
-          return;
-        }
-      } else if (!this.warnedUnverified) {
-        this.warnedUnverified = true;
-        this.logger.warn('ssh host key not verified: set ssh_known_hosts to a known_hosts file', { target: this.description });
+      let check: HostKeyCheck;
+      try {
+        check = hostKeyCheck(
+          { ...(this.opts.knownHostsFile ? { knownHostsFile: this.opts.knownHostsFile } : {}), acceptUnknown: this.opts.acceptUnknownHosts === true },
+          this.opts.host, port, (msg, meta) => this.logger.warn(msg, { target: this.description, ...meta }), this.opts.homeDir,
+        );
+      } catch (e) {
+        this.connecting = null;
+        reject(new Error(`ssh ${this.description}: ${(e as Error).message}`));
+        return;
       }
       let keyRejected = false;
       const c = new Client();
@@ -84,14 +79,10 @@ export class SshExecutor implements Executor {
         readyTimeout: this.opts.timeoutMs ?? 30_000,
         keepaliveInterval: 15_000,
         keepaliveCountMax: 4,
-        ...(known
-          ? {
-              hostVerifier: (hostKey: Buffer) => {
-                keyRejected = !known.some((k) => k.equals(hostKey));
-                return !keyRejected;
-              },
-            }
-          : {}),
+        hostVerifier: (hostKey: Buffer) => {
+          keyRejected = !check.verify(hostKey);
+          return !keyRejected;
+        },
       };
       c.once('ready', () => {
         this.conn = c;
@@ -103,9 +94,7 @@ export class SshExecutor implements Executor {
         this.connecting = null;
         if (this.conn === c) this.conn = null;
         this.sftpP = null;
-        reject(new Error(keyRejected
-          ? `ssh ${this.description}: the host presented a key that ${this.opts.knownHostsFile} does not list for it (refused: it may not be the host you mean)`
-          : `ssh ${this.description}: ${e.message}`));
+        reject(new Error(keyRejected ? `ssh ${this.description}: ${check.refusal() ?? 'host key refused'}` : `ssh ${this.description}: ${e.message}`));
       });
       c.on('close', () => {
         if (this.conn === c) {

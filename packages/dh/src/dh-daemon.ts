@@ -5,6 +5,8 @@
  * [dh] batch_size:
  *
  *   lost        PROCESSING tasks silent for [dh] heartbeat_timeout → EVICTED   (lost-tasks.ts)
+ *               — only once dh has had heartbeat_timeout of working database access since it
+ *               started or since the database came back (EvidenceClock)
  *   data        READYTOCOPY → COPYING → COPIED → OK: outputs copied + verified   (data-mover.ts)
  *   retries     ERROR / EVICTED → RESET → WAITING, or FAILED, by retry policy    (retries.ts)
  *   rollup      job and dataset status; completion hook                          (rollup.ts)
@@ -19,7 +21,7 @@ import { ConfigError, coerceError, nullLogger, type Db, type DhSection, type Log
 import { detectBlackholes, type Blackholed } from './blackholes';
 import { DataMover, type DataCycleResult } from './data-mover';
 import { collectGarbage, type GcResult } from './gc';
-import { evictLostTasks } from './lost-tasks';
+import { EvidenceClock, evictLostTasks } from './lost-tasks';
 import { applyRetryPolicy, type RetryCycleResult } from './retries';
 import { rollUp, type RollupResult } from './rollup';
 import { Transfers } from './transfer';
@@ -75,6 +77,8 @@ export class DhDaemon {
   private stopping = false;
   private resumeAll = true;
   private blackholeSince = 0;
+  /** Whether silence can count as a lost heartbeat: dh's own database access has worked since … */
+  private readonly evidence: EvidenceClock;
 
   constructor(o: DhDaemonOptions) {
     checkDhConfig(o.config);
@@ -82,10 +86,11 @@ export class DhDaemon {
     this.cfg = o.config;
     this.logger = (o.logger ?? nullLogger).scope({ daemon: 'dh' });
     this.now = o.now ?? Date.now;
+    this.evidence = new EvidenceClock(this.now());
     this.transfers = o.transfers ?? new Transfers({
       retries: o.config.transfer_retries,
       retryDelayMs: o.transferRetryDelayMs ?? 1000,
-      sftp: { ...(o.config.ssh_key ? { privateKeyPath: o.config.ssh_key } : {}), ...(o.config.ssh_known_hosts ? { knownHostsFile: o.config.ssh_known_hosts } : {}) },
+      sftp: { ...(o.config.ssh_key ? { privateKeyPath: o.config.ssh_key } : {}), ...(o.config.ssh_known_hosts ? { knownHostsFile: o.config.ssh_known_hosts } : {}), ...(o.config.ssh_accept_unknown_hosts ? { acceptUnknownHosts: true } : {}) },
       logger: this.logger,
     });
     this.mover = new DataMover({
@@ -105,7 +110,13 @@ export class DhDaemon {
   runCycle<C extends CycleName>(name: C): Promise<CycleResults[C]> {
     const busy = this.running.get(name);
     if (busy) return busy as Promise<CycleResults[C]>;
-    const p = this.cycle(name).finally(() => this.running.delete(name));
+    const p = this.cycle(name)
+      .catch((e: unknown) => {
+        // a failing cycle means dh cannot trust what it reads about heartbeats until it works again
+        this.evidence.failed();
+        throw e;
+      })
+      .finally(() => this.running.delete(name));
     this.running.set(name, p);
     return p as Promise<CycleResults[C]>;
   }
@@ -114,8 +125,16 @@ export class DhDaemon {
     const c = this.cfg;
     const now = this.now();
     switch (name) {
-      case 'lost':
-        return evictLostTasks(this.db, this.logger, now, c.heartbeat_timeout, c.batch_size);
+      case 'lost': {
+        // one cheap read proves the database answers before anything is judged
+        await this.db.raw('SELECT 1');
+        if (this.evidence.ok(now, (c.heartbeat_timeout * 1000) / 3)) {
+          this.logger.info('database access (re)established: no task is evicted for a lost heartbeat before a full heartbeat_timeout has passed', {
+            heartbeat_timeout: c.heartbeat_timeout,
+          });
+        }
+        return evictLostTasks(this.db, this.logger, now, c.heartbeat_timeout, c.batch_size, this.evidence.healthySince());
+      }
       case 'data': {
         const resumeAll = this.resumeAll;
         const r = await this.mover.run(now, resumeAll);

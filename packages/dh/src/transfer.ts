@@ -22,8 +22,8 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import {
-  TransferError, backoffDelay, checksumMismatches, checksumStream, coerceError, knownHostKeys, nullLogger, readKnownHosts, redactText,
-  type Checksums, type Logger,
+  TransferError, backoffDelay, checksumMismatches, checksumStream, coerceError, hostKeyCheck, nullLogger, redactText,
+  type Checksums, type HostKeyCheck, type Logger,
 } from '@firn/core';
 
 /** Suffix of the partial copy renamed into place once verified. */
@@ -42,8 +42,10 @@ export interface ExpectedChecksums {
 export interface SftpOptions {
   /** Private key file ([dh] ssh_key); else the URL's password, the ssh agent, ~/.ssh/id_*. */
   privateKeyPath?: string;
-  /** known_hosts file ([dh] ssh_known_hosts): when given, a host must present a key listed there. */
+  /** known_hosts file ([dh] ssh_known_hosts; default ~/.ssh/known_hosts): a host must present a key listed there. */
   knownHostsFile?: string;
+  /** [dh] ssh_accept_unknown_hosts: accept a host the file does not list, with a warning. */
+  acceptUnknownHosts?: boolean;
 }
 
 export interface TransferOptions {
@@ -205,7 +207,6 @@ interface SftpConn {
 /** One kept-alive ssh2 connection per user@host:port, reconnected when it drops. */
 class SftpStore implements Store {
   private readonly conns = new Map<string, Promise<SftpConn>>();
-  private knownHosts: Map<string, Buffer[]> | null = null;
 
   constructor(
     private readonly opts: SftpOptions,
@@ -237,21 +238,6 @@ class SftpStore implements Store {
     await c?.then(({ client }) => client.end(), () => undefined);
   }
 
-  private loadKnownHosts(): Map<string, Buffer[]> {
-    if (this.knownHosts) return this.knownHosts;
-    const file = this.opts.knownHostsFile!;
-    try {
-      return (this.knownHosts = readKnownHosts(file));
-    } catch (e) {
-      throw new UnrecoverableTransferError(`cannot read [dh] ssh_known_hosts ${file}: ${coerceError(e).message}`);
-    }
-  }
-
-  /** Keys known_hosts lists for host:port (plain and hashed `|1|salt|hash` entries). */
-  private knownKeys(host: string, port: number): Buffer[] {
-    return knownHostKeys(this.loadKnownHosts(), host, port);
-  }
-
   private connect(loc: Extract<Location, { scheme: 'sftp' }>): Promise<SftpConn> {
     const cfg: ConnectConfig = {
       host: loc.host,
@@ -274,15 +260,16 @@ class SftpStore implements Store {
       const key = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((n) => path.join(os.homedir(), '.ssh', n)).find((p) => fs.existsSync(p));
       if (key) cfg.privateKey = fs.readFileSync(key);
     }
-    if (this.opts.knownHostsFile) {
-      let known: Buffer[];
-      try {
-        known = this.knownKeys(loc.host, loc.port);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      cfg.hostVerifier = (hostKey: Buffer) => known.some((k) => k.equals(hostKey));
+    let check: HostKeyCheck;
+    try {
+      check = hostKeyCheck(
+        { ...(this.opts.knownHostsFile ? { knownHostsFile: this.opts.knownHostsFile } : {}), acceptUnknown: this.opts.acceptUnknownHosts === true },
+        loc.host, loc.port, (msg, meta) => this.logger.warn(msg, meta),
+      );
+    } catch (e) {
+      return Promise.reject(new UnrecoverableTransferError(`[dh] ssh_known_hosts: ${coerceError(e).message}`));
     }
+    cfg.hostVerifier = (hostKey: Buffer) => check.verify(hostKey);
     const who = `${loc.username}@${loc.host}:${loc.port}`;
     return new Promise((resolve, reject) => {
       const client = new Client();
@@ -300,8 +287,9 @@ class SftpStore implements Store {
       });
       client.on('error', (e: Error & { level?: string }) => {
         if (ready) return this.logger.debug('sftp connection error', { target: who, error: e.message });
-        const msg = `sftp ${who}: ${e.message}`;
-        const permanent = e.level === 'client-authentication' || /verification failed/i.test(e.message);
+        const refused = check.refusal();
+        const msg = `sftp ${who}: ${refused ?? e.message}`;
+        const permanent = refused !== null || e.level === 'client-authentication' || /verification failed/i.test(e.message);
         reject(permanent ? new UnrecoverableTransferError(msg) : new TransferError(msg));
       });
       client.connect(cfg);

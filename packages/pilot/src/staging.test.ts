@@ -106,7 +106,7 @@ describe('sftp:// (real sshd)', () => {
 
   it('uploads (creating directories), downloads and copies with checksums', async () => {
     if (!available) return;
-    const s = new Stager({ sftp: { privateKeyPath: env.SSH_KEY as string, knownHostsFile: env.SSH_KNOWN_HOSTS as string, strictHostKeys: true } });
+    const s = new Stager({ sftp: { privateKeyPath: env.SSH_KEY as string, knownHostsFile: env.SSH_KNOWN_HOSTS as string } });
     try {
       const base = `sftp://${env.SSH_USER}@${env.SSH_HOST}:${env.SSH_PORT}${remoteDir}`;
       expect(await s.upload(path.join(dir, 'www', 'data.bin'), `${base}/a/b/up.bin`)).toEqual(sums);

@@ -15,7 +15,7 @@ import { PassThrough, Transform, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Client, ConnectConfig, SFTPWrapper } from 'ssh2';
-import { TransferError, checksumMismatches, checksumStream, coerceError, type Checksums, type Logger } from './core-pure';
+import { TransferError, checksumMismatches, checksumStream, coerceError, hostKeyCheck, type Checksums, type HostKeyCheck, type Logger } from './core-pure';
 
 /** Checksums a file is expected to have; any subset (all absent = not checked). */
 export interface ExpectedChecksums {
@@ -31,11 +31,12 @@ export interface SftpAuth {
   privateKey?: Buffer | string;
   passphrase?: string;
   /**
-   * known_hosts file. A host listed there must present the listed key; a host not listed is
-   * accepted with a warning unless `strictHostKeys` is set.
+   * known_hosts file (default: FIRN_SSH_KNOWN_HOSTS, then ~/.ssh/known_hosts). A host must
+   * present a key listed there; a host not listed is refused unless `acceptUnknownHosts`.
    */
   knownHostsFile?: string;
-  strictHostKeys?: boolean;
+  /** Accept a host known_hosts does not list, with a warning (--ssh-accept-unknown-hosts). */
+  acceptUnknownHosts?: boolean;
 }
 
 export interface StagerOptions {
@@ -108,26 +109,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function parseKnownHosts(file: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return out;
-  }
-  for (const line of text.split('\n')) {
-    const l = line.trim();
-    if (!l || l.startsWith('#') || l.startsWith('|')) continue; // hashed entries are not supported
-    const [hosts = '', , key = ''] = l.split(/\s+/);
-    for (const h of hosts.split(',')) {
-      const list = out.get(h) ?? [];
-      list.push(key);
-      out.set(h, list);
-    }
-  }
-  return out;
-}
 
 export class Stager {
   private readonly logger: Logger | undefined;
@@ -368,18 +349,17 @@ export class Stager {
     }
     if (auth.passphrase) cfg.passphrase = auth.passphrase;
     if (process.env.SSH_AUTH_SOCK) cfg.agent = process.env.SSH_AUTH_SOCK;
-    const knownFile = auth.knownHostsFile ?? process.env.FIRN_SSH_KNOWN_HOSTS ?? path.join(os.homedir(), '.ssh', 'known_hosts');
-    const known = parseKnownHosts(knownFile);
-    const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
-    const listed = names.flatMap((n) => known.get(n) ?? []);
-    cfg.hostVerifier = (hostKey: Buffer) => {
-      if (!listed.length) {
-        if (auth.strictHostKeys) return false;
-        this.logger?.warn('sftp host key not in known_hosts; accepting', { host: `${host}:${port}`, known_hosts: knownFile });
-        return true;
-      }
-      return listed.includes(hostKey.toString('base64'));
-    };
+    const knownFile = auth.knownHostsFile ?? process.env.FIRN_SSH_KNOWN_HOSTS;
+    let check: HostKeyCheck;
+    try {
+      check = hostKeyCheck(
+        { ...(knownFile ? { knownHostsFile: knownFile } : {}), acceptUnknown: auth.acceptUnknownHosts === true },
+        host, port, (msg, meta) => this.logger?.warn(msg, meta),
+      );
+    } catch (e) {
+      return Promise.reject(new PermanentTransferError(`sftp ${username}@${host}:${port}: ${coerceError(e).message}`));
+    }
+    cfg.hostVerifier = (hostKey: Buffer) => check.verify(hostKey);
     return new Promise((resolve, reject) => {
       // ssh2 is loaded only when an sftp:// URL is used: it is a good part of the pilot's start-up cost
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -398,8 +378,9 @@ export class Stager {
       });
       client.on('error', (e: Error & { level?: string }) => {
         if (ready) return;
-        const msg = `sftp ${username}@${host}:${port}: ${e.message}`;
-        reject(e.level === 'client-authentication' || /verification failed/i.test(e.message) ? new PermanentTransferError(msg) : new TransferError(msg));
+        const refused = check.refusal();
+        const msg = `sftp ${username}@${host}:${port}: ${refused ?? e.message}`;
+        reject(refused !== null || e.level === 'client-authentication' || /verification failed/i.test(e.message) ? new PermanentTransferError(msg) : new TransferError(msg));
       });
       client.on('close', () => {
         for (const [k, v] of this.sftpConns) {

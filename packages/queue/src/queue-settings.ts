@@ -28,8 +28,10 @@ export interface SshSettings {
   user: string;
   keyFile: string;
   timeoutMs: number;
-  /** [queue] ssh_known_hosts: the host's key must be listed there. */
+  /** [queue] ssh_known_hosts (default ~/.ssh/known_hosts): the host's key must be listed there. */
   knownHostsFile?: string;
+  /** [queue] ssh_accept_unknown_hosts: accept a host the file does not list, with a warning. */
+  acceptUnknownHosts?: boolean;
 }
 
 export interface QueueSettings {
@@ -108,6 +110,7 @@ export function queueSettings(cfg: FirnConfig): QueueSettings {
     ssh = {
       host: q.ssh_host, port: q.ssh_port, user: q.ssh_user, keyFile: q.ssh_key, timeoutMs: q.ssh_timeout * 1000,
       ...(q.ssh_known_hosts ? { knownHostsFile: q.ssh_known_hosts } : {}),
+      ...(q.ssh_accept_unknown_hosts ? { acceptUnknownHosts: true } : {}),
     };
   }
 
@@ -174,6 +177,8 @@ export function createExecutor(settings: QueueSettings, logger: Logger, env: Rec
     privateKeyPath: settings.ssh.keyFile,
     timeoutMs: settings.ssh.timeoutMs,
     ...(settings.ssh.knownHostsFile ? { knownHostsFile: settings.ssh.knownHostsFile } : {}),
+    ...(settings.ssh.acceptUnknownHosts ? { acceptUnknownHosts: true } : {}),
+    ...(env.HOME ? { homeDir: env.HOME } : {}),
     logger,
   });
 }

@@ -73,7 +73,7 @@ export class RemoteSite {
       username: site.ssh.user,
       privateKeyPath: sshKeyFor(site, env),
       timeoutMs: 30_000,
-      ...(knownHostsFile ? { knownHostsFile } : {}),
+      knownHostsFile,
     });
   }
 

@@ -8,8 +8,8 @@
  * The grid row in the central database holds what the scheduler needs (plugin, capabilities).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { knownHostKeys, readKnownHosts } from '@firn/core';
 import type { PluginName } from '@firn/queue';
 import { configDir } from '../settings';
 
@@ -85,17 +85,11 @@ export function parseSshTarget(text: string): Omit<SshTarget, 'key'> {
 /** The key to use: the site's, else the first default key of this user that exists. */
 /**
  * The known_hosts file a site's host key is checked against: the one given to `firn site add
- * --known-hosts`, else ~/.ssh/known_hosts when it lists the host (as ssh would check it); else
- * none (the key is not checked).
+ * --known-hosts`, else ~/.ssh/known_hosts (as ssh would check it). A host not listed there is
+ * refused (core's host-key policy).
  */
-export function knownHostsFor(site: SiteEntry, env: Record<string, string | undefined>): string | undefined {
-  if (site.ssh.known_hosts) return site.ssh.known_hosts;
-  const file = path.join(env.HOME ?? '', '.ssh', 'known_hosts');
-  try {
-    return knownHostKeys(readKnownHosts(file), site.ssh.host, site.ssh.port).length ? file : undefined;
-  } catch {
-    return undefined;
-  }
+export function knownHostsFor(site: SiteEntry, env: Record<string, string | undefined>): string {
+  return site.ssh.known_hosts ?? path.join(env.HOME ?? os.homedir(), '.ssh', 'known_hosts');
 }
 
 export function sshKeyFor(site: SiteEntry, env: Record<string, string | undefined>): string {

@@ -65,6 +65,12 @@ export interface ClaimOptions {
   leaseMs: number;
   /** Who claims, for history: `queue:<grid>`. */
   owner: string;
+  /**
+   * Which daemon instance holds the claim (`task.claimed_by`, at most 255 characters): firn-queue
+   * passes `<host>:<submit_dir>`, unique among live daemons thanks to the submit directory's lock,
+   * so a restarted daemon can give back the claims it never submitted without waiting for their lease.
+   */
+  claimedBy?: string;
   /** Clock (tests). */
   now?: number;
 }
@@ -134,6 +140,9 @@ const UPDATE_CHUNK = 500;
 export async function claimTasks(db: Db, opts: ClaimOptions): Promise<ClaimedTask[]> {
   if (!Number.isInteger(opts.limit) || opts.limit < 0) throw new ValidationError(`claim limit must be a non-negative integer, got ${opts.limit}`);
   if (!Number.isFinite(opts.leaseMs) || opts.leaseMs <= 0) throw new ValidationError(`claim leaseMs must be positive, got ${opts.leaseMs}`);
+  if (opts.claimedBy !== undefined && (opts.claimedBy === '' || opts.claimedBy.length > 255)) {
+    throw new ValidationError(`claim claimedBy must be 1–255 characters, got ${opts.claimedBy.length}`);
+  }
   if (opts.limit === 0) return [];
   const mysql = isMysql(db);
   for (let attempt = 1; ; attempt++) {
@@ -224,7 +233,7 @@ async function claimIn(trx: Trx, opts: ClaimOptions, sqlite: boolean): Promise<C
       actor: opts.owner,
       reason: 'claimed',
       strict: true, // we hold every row: anything else is a bug, and rolls the claim back
-      set: { grid_id: opts.gridId, lease_until: leaseUntil, batch_id: null, passkey_hash: hashCase },
+      set: { grid_id: opts.gridId, lease_until: leaseUntil, batch_id: null, passkey_hash: hashCase, claimed_by: opts.claimedBy ?? null },
     });
   }
 

@@ -6,6 +6,7 @@ import * as m0001 from './migrations/0001_initial';
 import * as m0002 from './migrations/0002_web_indexes';
 import * as m0003 from './migrations/0003_history_flow_index';
 import * as m0004 from './migrations/0004_task_flow';
+import * as m0005 from './migrations/0005_task_attempt';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -17,6 +18,7 @@ const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [
   ['0002_web_indexes', m0002],
   ['0003_history_flow_index', m0003],
   ['0004_task_flow', m0004],
+  ['0005_task_attempt', m0005],
 ];
 
 const migrationSource: Knex.MigrationSource<string> = {

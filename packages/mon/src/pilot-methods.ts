@@ -37,6 +37,8 @@ export interface PilotAuth {
 }
 export interface StartParams extends PilotAuth {
   host?: string;
+  /** The pilot's random start nonce (one per execution): fences a second copy of one attempt. */
+  attempt?: string;
   resources?: { cpus?: number; memory_mb?: number; gpus?: number };
 }
 export type HeartbeatParams = PilotAuth & Partial<Record<HeartbeatColumn, number>>;
@@ -284,9 +286,22 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
   const startTask = async (p: StartParams): Promise<StartResult | { refused: string }> => {
     received('pilot.start');
     const digest = passkeyDigest(p.passkey);
-    const task = await withTransaction(db, async (trx): Promise<TaskRow | { refused: string }> => {
+    const task = await withTransaction(db, async (trx): Promise<TaskRow | { refused: string; attempt?: true }> => {
       const row = await lockTask(trx, p.task_id, digest, [TaskStatus.QUEUEING, TaskStatus.QUEUED, TaskStatus.PROCESSING]);
-      if (row.status === TaskStatus.PROCESSING) return row; // a retried start: same answer, no writes
+      if (row.status === TaskStatus.PROCESSING) {
+        // Fencing: a retried start of the pilot that started the task (same attempt nonce) gets
+        // the same answer, no writes; any other start (another copy of the batch job, holding the
+        // same passkey) is refused, so one attempt runs once. Without a nonce on either side
+        // (pilots before migration 0005) a second start is a retry, as it was.
+        const first = (await trx('task').first('attempt').where({ id: row.id })) as { attempt: string | null } | undefined;
+        const stored = first?.attempt ?? null;
+        if (stored === (p.attempt ?? null)) return row;
+        await recordHistory(trx, {
+          entity: 'task', entityId: row.id, datasetId: row.dataset_id, action: 'refuse', actor: 'mon',
+          reason: 'pilot.start refused: the task was already started by another attempt',
+        });
+        return { refused: `task ${row.id} was already started by another attempt`, attempt: true };
+      }
       // The batch job started before its site recorded the submission (QUEUEING → QUEUED
       // follows the submit command): the passkey is right, so "not yet", never "stale".
       if (row.status === TaskStatus.QUEUEING) throw new RateLimitedError(`task ${row.id} is still being queued by its site; retry pilot.start`);
@@ -308,7 +323,7 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
         taskIds: [row.id], from: TaskStatus.QUEUED, to: TaskStatus.PROCESSING, by: 'mon', actor: 'mon',
         reason: host ? `pilot started on ${host}` : 'pilot started',
         set: {
-          host, started_at: t, last_heartbeat_at: t, finished_at: null,
+          host, started_at: t, last_heartbeat_at: t, finished_at: null, attempt: p.attempt ?? null,
           cpu_seconds: null, rss_mb: null, disk_mb: null, wall_seconds: null, gpu_util: null,
         },
       });
@@ -318,8 +333,9 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
       return { ...row, status: TaskStatus.PROCESSING, host };
     });
     if ('refused' in task) {
-      o.logger.warn('pilot.start refused: black-holed host', { task: p.task_id, host: p.host });
-      return task;
+      if (task.attempt) o.logger.warn('pilot.start refused: the task runs in another attempt', { task: p.task_id, host: p.host });
+      else o.logger.warn('pilot.start refused: black-holed host', { task: p.task_id, host: p.host });
+      return { refused: task.refused };
     }
     // per-task events are in `history`; at info level they would be most of mon's log (and CPU)
     o.logger.debug('pilot started', { task: task.id, host: task.host ?? undefined });

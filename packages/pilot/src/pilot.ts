@@ -191,7 +191,8 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
   const stopStarting = () => void reporter.close();
   opts.signal?.addEventListener('abort', stopStarting, { once: true });
   try {
-    start = await reporter.start(opts.host ?? os.hostname(), hostResources());
+    // one nonce per execution: mon fences a second copy of this batch job (same passkey) with it
+    start = await reporter.start(opts.host ?? os.hostname(), hostResources(), crypto.randomBytes(16).toString('hex'));
   } catch (e) {
     opts.signal?.removeEventListener('abort', onOuterAbort);
     const err = coerceError(e);

@@ -53,8 +53,8 @@ export class StalePasskeyError extends FirnError {}
 export class MonUnreachableError extends FirnError {}
 
 export interface Reporter {
-  /** Announce the task and receive its configuration. */
-  start(host: string, resources?: HostResources): Promise<StartResult>;
+  /** Announce the task and receive its configuration; `attempt` is this execution's start nonce (retries send the same). */
+  start(host: string, resources?: HostResources, attempt?: string): Promise<StartResult>;
   heartbeat(h: Heartbeat): void;
   stats(stats: Stats): void;
   log(name: string, data: string, append?: boolean): void;
@@ -212,12 +212,12 @@ export class RpcReporter implements Reporter {
     });
   }
 
-  async start(host: string, resources?: HostResources): Promise<StartResult> {
+  async start(host: string, resources?: HostResources, nonce?: string): Promise<StartResult> {
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 10 * 60_000);
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new MonUnreachableError('gave up on pilot.start: the pilot is stopping');
       try {
-        const r = await this.client.call<StartResult>('pilot.start', this.params({ host, ...(resources ? { resources } : {}) }));
+        const r = await this.client.call<StartResult>('pilot.start', this.params({ host, ...(resources ? { resources } : {}), ...(nonce ? { attempt: nonce } : {}) }));
         this.counters.sent++;
         if (this.opts.retryHorizonMs === undefined && this.opts.finishTimeoutMs === undefined) {
           this.horizonMs = defaultRetryHorizonMs(r?.system?.heartbeat_seconds);

@@ -146,4 +146,49 @@ describe.each(DB_KINDS)('retry policy on %s', (kind) => {
     await dh.runCycle('retries');
     expect((await taskRow(t.db, f.taskIds[0]![0]!)).status).toBe('FAILED');
   });
+
+  test('a rule that backtracks in JavaScript (a*a*a*a*a*a*b, (a+)+$) decides a 4,096-character summary at once', async () => {
+    const rules = [
+      { match: 'a*a*a*a*a*a*b', action: 'fail' },
+      { match: '(a+)+$', action: 'bump', bump: { memory: 2 } },
+    ];
+    const f = await insertDataset(t.db, { jobs: 1, retry: { backoff_seconds: 0, rules } });
+    const id = f.taskIds[0]![0]!;
+    const summary = 'a'.repeat(4095) + '!';
+    await runAndFail(t.db, id, summary);
+    expect((await taskRow(t.db, id)).error_summary).toHaveLength(4096);
+    const t0 = performance.now();
+    expect(await dh.runCycle('retries')).toMatchObject({ reset: 0, failed: 0 });
+    // no rule matches ('!' ends the summary, no 'b'): an ordinary retry, decided quickly
+    clock += 1000;
+    expect(await dh.runCycle('retries')).toMatchObject({ reset: 1, bumped: 0 });
+    const elapsed = performance.now() - t0;
+    expect(elapsed).toBeLessThan(2000); // two whole cycles with database writes; V8's RegExp took 28 s on 72 characters
+    // (a+)+ works in dh exactly as it is accepted at submission
+    await runAndFail(t.db, id, 'a'.repeat(4096));
+    clock += 3600_000;
+    expect(await dh.runCycle('retries')).toMatchObject({ reset: 1, bumped: 1 });
+    const hist = await taskHistory(t.db, id);
+    expect(hist.filter((h) => h.from_status === 'ERROR' && h.to_status === 'RESET').map((h) => h.reason)).toEqual([
+      expect.stringMatching(/^retry after failure 1 .*s$/),
+      expect.stringMatching(/error matches rule \/\(a\+\)\+\$\/ \(bump\); requirements bumped: memory 2000 → 4000 MB/),
+    ]);
+  });
+
+  test('a stored rule RE2 cannot compile is kept as never matching, said in the history, not silently dropped', async () => {
+    const f = await insertDataset(t.db, { jobs: 1, status: () => TaskStatus.ERROR });
+    const id = f.taskIds[0]![0]!;
+    // as an older Firn stored it: a back-reference (not RE2), then a rule that does match
+    await t.db('dataset').where({ id: f.datasetId }).update({
+      retry: JSON.stringify({ max_failures: 3, rules: [{ match: '(oom)\\1', action: 'fail' }, { match: 'oom', action: 'bump', bump: { memory: 2 } }] }),
+    });
+    await t.db('task').where({ id }).update({ failures: 1, error_summary: 'oomoom', status_changed_at: clock - 3600_000 });
+    expect(await dh.runCycle('retries')).toMatchObject({ reset: 1, bumped: 1, failed: 0 });
+    const row = await taskRow(t.db, id);
+    expect(row.status).toBe('WAITING');
+    const hist = await taskHistory(t.db, id);
+    const reset = hist.find((h) => h.from_status === 'ERROR' && h.to_status === 'RESET');
+    // max_failures 3 from the stored policy still applies (not the defaults), the second rule matched
+    expect(reset?.reason).toMatch(/^retry after failure 1 \(max_failures 3\).*error matches rule \/oom\/ \(bump\); rule rules\/0 not tested \(pattern is not valid RE2\)/);
+  });
 });

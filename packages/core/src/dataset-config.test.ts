@@ -105,7 +105,7 @@ describe('validateDatasetConfig', () => {
       ['/steering/parameters/bad key', /^is not a valid name/],
       ['/steering/parameters/obj', /^must be string or number or boolean, got an object$/],
       ['/retry/rules/0/bump', /^is required$/],
-      ['/retry/rules/0/match', /^is not a valid regular expression/],
+      ['/retry/rules/0/match', /^is not a valid RE2 regular expression.*missing closing \): `\(`/],
       ['/retry/rules/1/bump', /^is only used with action "bump", not "fail"$/],
       ['/tasks/0/requirements/cpu', /^must be >= 1, got 0$/],
       ['/tasks/0/requirements/memory', /^must be number or string, got true$/],

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import { ValidationError, type ValidationIssue } from './errors';
+import { rulePatternProblem } from './rule-matcher';
 import { checkExpressions, evaluate, hasExpressions, scanReferences, type ExpressionContext } from './expression-parser';
 import { findSchemasDir } from './schemas';
 
@@ -594,11 +595,9 @@ function semanticIssues(config: unknown): ValidationIssue[] {
     const rp = `/retry/rules/${ri}`;
     const match = stringAt(rule, 'match');
     if (match !== undefined) {
-      try {
-        new RegExp(match);
-      } catch (e) {
-        issues.push({ path: `${rp}/match`, message: `is not a valid regular expression: ${(e as Error).message}` });
-      }
+      // the same compile firn-dh matches with (RE2: linear time), so a rule accepted here is never ignored there
+      const problem = rulePatternProblem(match);
+      if (problem) issues.push({ path: `${rp}/match`, message: problem });
     }
     const action = stringAt(rule, 'action');
     if (isObject(rule) && Object.hasOwn(rule, 'bump') && action !== undefined && action !== 'bump') {

@@ -6,6 +6,7 @@
  */
 import { backoffDelay } from './backoff';
 import { ValidationError, type ValidationIssue } from './errors';
+import { RULE_PATTERN_MAX_LENGTH, compileRulePattern, rulePatternProblem, type RuleMatcher } from './rule-matcher';
 
 /** Multipliers applied to a task's current requirements when a bump rule matches. */
 export interface RetryBump {
@@ -31,7 +32,10 @@ export interface RetryPolicySpec {
 }
 
 export interface CompiledRetryRule extends RetryRuleSpec {
-  regex: RegExp;
+  /** null: the stored pattern does not compile (compileStoredRetryPolicy); the rule never matches. */
+  matcher: RuleMatcher | null;
+  /** Why `matcher` is null. */
+  problem?: string;
 }
 
 /** A policy with defaults applied and its rule patterns compiled. */
@@ -51,95 +55,19 @@ export const RETRY_POLICY_DEFAULTS = {
 } as const;
 
 /** Longest rule pattern accepted. */
-export const RETRY_PATTERN_MAX_LENGTH = 256;
+export const RETRY_PATTERN_MAX_LENGTH = RULE_PATTERN_MAX_LENGTH;
 /** Rules are tested against at most this many leading characters of the error summary. */
 export const RETRY_MATCH_MAX_INPUT = 4096;
 
 const BUMP_KEYS = ['memory', 'time', 'disk'] as const;
 
 /**
- * Why a rule pattern is refused, or null when it is fine. Beyond "is it a valid regular
- * expression", patterns that can backtrack exponentially are refused: a back-reference, or
- * a repeated group that itself repeats something or holds an alternation (`(a+)+`,
- * `(a|ab)*`, `(x{2,9}){3,}`). Together with the length cap and the capped input, a rule
- * can never stall the retry cycle.
+ * Why a rule pattern is refused, or null when it is fine: the pattern must be RE2 syntax
+ * (rule-matcher.ts: matched in linear time, so no pattern can stall the retry cycle; no
+ * back-references or lookaround) and at most RETRY_PATTERN_MAX_LENGTH characters.
  */
 export function retryPatternProblem(pattern: unknown): string | null {
-  if (typeof pattern !== 'string' || pattern.length === 0) return 'must be a non-empty string';
-  if (pattern.length > RETRY_PATTERN_MAX_LENGTH) return `is ${pattern.length} characters long, the limit is ${RETRY_PATTERN_MAX_LENGTH}`;
-  try {
-    new RegExp(pattern, 'i');
-  } catch (e) {
-    return `is not a valid regular expression: ${(e as Error).message}`;
-  }
-  // A regex scanner just deep enough to see groups, classes, escapes and quantifiers.
-  interface Group { repeats: boolean; alternation: boolean }
-  const stack: Group[] = [{ repeats: false, alternation: false }];
-  let last: 'none' | 'atom' | Group = 'none';
-  const p = pattern;
-  let i = 0;
-  while (i < p.length) {
-    const c = p[i]!;
-    const top = stack[stack.length - 1]!;
-    if (c === '\\') {
-      const n = p[i + 1] ?? '';
-      if (/[1-9]/.test(n) || (n === 'k' && p[i + 2] === '<')) return 'uses a back-reference, which can take exponential time';
-      i += 2;
-      last = 'atom';
-      continue;
-    }
-    if (c === '[') {
-      i++;
-      while (i < p.length && p[i] !== ']') i += p[i] === '\\' ? 2 : 1;
-      i++;
-      last = 'atom';
-      continue;
-    }
-    if (c === '(') {
-      stack.push({ repeats: false, alternation: false });
-      i++;
-      if (p[i] === '?') {
-        // (?:  (?=  (?!  (?<=  (?<!  (?<name>
-        const m = /^\?(?::|=|!|<=|<!|<[A-Za-z_$][\w$]*>)/.exec(p.slice(i));
-        i += m ? m[0].length : 1;
-      }
-      last = 'none';
-      continue;
-    }
-    if (c === ')') {
-      const g = stack.length > 1 ? stack.pop()! : top;
-      const parent = stack[stack.length - 1]!;
-      parent.repeats ||= g.repeats;
-      last = g;
-      i++;
-      continue;
-    }
-    if (c === '|') {
-      top.alternation = true;
-      last = 'none';
-      i++;
-      continue;
-    }
-    const q = /^(?:[*+?]|\{(\d+)(,(\d*))?\})/.exec(p.slice(i));
-    if (q) {
-      let repeats: boolean;
-      if (q[0] === '*' || q[0] === '+') repeats = true;
-      else if (q[0] === '?') repeats = false;
-      else if (q[2] === undefined) repeats = Number(q[1]) > 1; // {n}
-      else repeats = q[3] === '' || Number(q[3]) > 1; // {n,} {n,m}
-      if (repeats && typeof last === 'object' && (last.repeats || last.alternation)) {
-        return 'repeats a group that itself repeats or alternates (like (a+)+ or (a|b)*), which can take exponential time';
-      }
-      if (repeats) top.repeats = true;
-      i += q[0].length;
-      if (p[i] === '?') i++; // lazy
-      last = 'atom';
-      continue;
-    }
-    last = 'atom';
-    i++;
-  }
-  return null;
+  return rulePatternProblem(pattern);
 }
 
 /** Problems with a `retry` object, each with its JSON path (empty when it is fine). */
@@ -201,8 +129,33 @@ export function compileRetryPolicy(spec: unknown, basePath = '/retry'): Compiled
     max_evictions: o.max_evictions ?? RETRY_POLICY_DEFAULTS.max_evictions,
     backoff_seconds: o.backoff_seconds ?? RETRY_POLICY_DEFAULTS.backoff_seconds,
     backoff_max_seconds: o.backoff_max_seconds ?? RETRY_POLICY_DEFAULTS.backoff_max_seconds,
-    rules: (o.rules ?? []).map((r) => ({ ...r, regex: new RegExp(r.match, 'i') })),
+    rules: (o.rules ?? []).map((r) => ({ ...r, matcher: compileRulePattern(r.match) })),
   };
+}
+
+/**
+ * For a policy already stored with a dataset (firn-dh): a rule whose pattern does not
+ * compile — a dataset submitted before rules were RE2 — is kept, with `matcher: null`, so
+ * it explicitly never matches (and decideRetry says so in its reason) instead of the whole
+ * policy or the rule silently disappearing. Anything else wrong still throws.
+ */
+export function compileStoredRetryPolicy(spec: unknown, basePath = '/retry'): { policy: CompiledRetryPolicy; problems: ValidationIssue[] } {
+  const issues = validateRetryPolicy(spec, basePath);
+  const rulesPrefix = `${basePath}/rules/`;
+  const problems = issues.filter((i) => i.path.startsWith(rulesPrefix) && /^\d+\/match$/.test(i.path.slice(rulesPrefix.length)));
+  if (problems.length < issues.length) throw new ValidationError('invalid retry policy', issues.filter((i) => !problems.includes(i)));
+  const o = (spec ?? {}) as RetryPolicySpec;
+  const policy: CompiledRetryPolicy = {
+    max_failures: o.max_failures ?? RETRY_POLICY_DEFAULTS.max_failures,
+    max_evictions: o.max_evictions ?? RETRY_POLICY_DEFAULTS.max_evictions,
+    backoff_seconds: o.backoff_seconds ?? RETRY_POLICY_DEFAULTS.backoff_seconds,
+    backoff_max_seconds: o.backoff_max_seconds ?? RETRY_POLICY_DEFAULTS.backoff_max_seconds,
+    rules: (o.rules ?? []).map((r) => {
+      const problem = rulePatternProblem(r.match);
+      return problem === null ? { ...r, matcher: compileRulePattern(r.match) } : { ...r, matcher: null, problem };
+    }),
+  };
+  return { policy, problems };
 }
 
 /** What is known about a task in ERROR or EVICTED when its retry is decided. */
@@ -241,8 +194,15 @@ export interface RetryDecision {
  */
 export function decideRetry(policy: CompiledRetryPolicy, task: RetryCounters, now: number, random = 0.5): RetryDecision {
   const summary = (task.errorSummary ?? '').slice(0, RETRY_MATCH_MAX_INPUT);
-  const matched = policy.rules.find((r) => r.regex.test(summary));
+  const skipped: number[] = [];
+  const matched = policy.rules.find((r, i) => {
+    if (r.matcher === null) skipped.push(i);
+    return r.matcher !== null && r.matcher.test(summary);
+  });
   const rule = matched ? { match: matched.match, action: matched.action, ...(matched.bump ? { bump: matched.bump } : {}) } : undefined;
+  const skippedText = skipped.length
+    ? `rule${skipped.length === 1 ? '' : 's'} ${skipped.map((i) => `rules/${i}`).join(', ')} not tested (pattern is not valid RE2)`
+    : '';
   const ruleText = rule ? `error matches rule /${rule.match}/` : '';
   const evicted = task.status === 'EVICTED';
   const count = evicted ? task.evictions : task.failures;
@@ -250,8 +210,9 @@ export function decideRetry(policy: CompiledRetryPolicy, task: RetryCounters, no
   const what = evicted ? `eviction ${count} (max_evictions ${limit})` : `failure ${count} (max_failures ${limit})`;
   const base = { ...(rule ? { rule } : {}) };
 
-  if (rule?.action === 'fail') return { ...base, action: 'fail', reason: `${ruleText} with action fail, after ${what}`, notBefore: now };
-  if (count >= limit) return { ...base, action: 'fail', reason: `retry policy exhausted: ${what}${ruleText ? `; ${ruleText}` : ''}`, notBefore: now };
+  const note = skippedText ? `; ${skippedText}` : '';
+  if (rule?.action === 'fail') return { ...base, action: 'fail', reason: `${ruleText} with action fail, after ${what}${note}`, notBefore: now };
+  if (count >= limit) return { ...base, action: 'fail', reason: `retry policy exhausted: ${what}${ruleText ? `; ${ruleText}` : ''}${note}`, notBefore: now };
 
   const delay = backoffDelay(count, {
     baseMs: policy.backoff_seconds * 1000,
@@ -260,7 +221,7 @@ export function decideRetry(policy: CompiledRetryPolicy, task: RetryCounters, no
   });
   const notBefore = task.since + delay;
   const bump = rule?.action === 'bump' ? rule.bump : undefined;
-  const reason = `retry after ${what}, backoff ${Math.round(delay / 1000)} s${ruleText ? `; ${ruleText} (${rule!.action})` : ''}`;
+  const reason = `retry after ${what}, backoff ${Math.round(delay / 1000)} s${ruleText ? `; ${ruleText} (${rule!.action})` : ''}${note}`;
   if (now < notBefore) return { ...base, action: 'wait', reason, notBefore };
   return { ...base, action: 'reset', ...(bump ? { bump } : {}), reason, notBefore };
 }

@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import {
-  DatasetStatus, TaskStatus, coerceError, compileRetryPolicy, decideRetry, settleResetTasks, transition,
+  DatasetStatus, TaskStatus, coerceError, compileRetryPolicy, compileStoredRetryPolicy, decideRetry, settleResetTasks, transition,
   type CompiledRetryPolicy, type Db, type Logger, type RetryBump, type RetryDecision,
 } from '@firn/core';
 import { insertHistory, updateByCase, writeTransaction, type HistoryRow } from './db-writes';
@@ -46,16 +46,37 @@ export function unitHash(s: string): number {
   return crypto.createHash('sha256').update(s).digest().readUIntBE(0, 6) / 2 ** 48;
 }
 
-/** The retry policy of each dataset (its `retry` JSON), compiled once per cycle. */
+/**
+ * Datasets whose stored rules were already reported as not compiling (with the policy text
+ * they had then), so the daemon logs each once, not every cycle. Bounded: cleared when full.
+ */
+const reportedBadRules = new Map<number, string>();
+const REPORTED_MAX = 10_000;
+
+/**
+ * The retry policy of each dataset (its `retry` JSON), compiled once per cycle. A rule whose
+ * pattern does not compile (a dataset stored before rules were RE2) is kept as a rule that
+ * never matches — logged once per dataset here, and named in every decision's reason (so in
+ * the task's history) — rather than silently dropped.
+ */
 function policyCache(logger: Logger): (datasetId: number, json: string | null) => CompiledRetryPolicy {
   const cache = new Map<number, CompiledRetryPolicy>();
   return (datasetId, json) => {
     let p = cache.get(datasetId);
     if (!p) {
       try {
-        p = compileRetryPolicy(json ? JSON.parse(json) : undefined);
+        const compiled = compileStoredRetryPolicy(json ? JSON.parse(json) : undefined);
+        p = compiled.policy;
+        if (compiled.problems.length && reportedBadRules.get(datasetId) !== json) {
+          if (reportedBadRules.size >= REPORTED_MAX) reportedBadRules.clear();
+          reportedBadRules.set(datasetId, json ?? '');
+          logger.warn('dataset retry rules that do not compile never match', {
+            dataset: datasetId,
+            rules: compiled.problems.slice(0, 20).map((i) => `${i.path}: ${i.message}`),
+          });
+        }
       } catch (e) {
-        logger.error('dataset retry policy is invalid; using the defaults', { dataset: datasetId, error: coerceError(e).message });
+        logger.error('dataset retry policy is invalid; using the defaults', { dataset: datasetId, error: coerceError(e).message.slice(0, 2000) });
         p = compileRetryPolicy(undefined);
       }
       cache.set(datasetId, p);

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import { randomSecret, sha256Hex } from './checksums';
 import { now, type DbOrTrx } from './db';
-import { ConflictError, ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError } from './errors';
+import { ConflictError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './errors';
 
 /**
  * Users, passwords, tokens and roles — shared by firn-tray (which issues tokens) and the web
@@ -50,7 +50,55 @@ export function actorOf(user: Pick<AuthUser, 'username'>): string {
 
 // ---------------------------------------------------------------- passwords
 
-const scrypt = promisify(crypto.scrypt) as (password: crypto.BinaryLike, salt: crypto.BinaryLike, keylen: number, options: crypto.ScryptOptions) => Promise<Buffer>;
+const rawScrypt = promisify(crypto.scrypt) as (password: crypto.BinaryLike, salt: crypto.BinaryLike, keylen: number, options: crypto.ScryptOptions) => Promise<Buffer>;
+
+/**
+ * Bound on scrypt work in this process. One check costs ~16 MB and tens of milliseconds of a
+ * libuv thread (≈70 ms on a slow shared machine); without a bound, 200 logins sent at once queue
+ * 200 checks ahead of a real user's (13 s measured). At most `SCRYPT_SLOTS` run at once and at
+ * most `SCRYPT_QUEUE` more wait their turn (first come, first served), so a check waits at most
+ * SCRYPT_QUEUE / SCRYPT_SLOTS + 1 check times (≈ 5 × 70 ms); beyond that it is refused at once
+ * with -32029 instead of being queued. Two slots leave the other libuv threads (4 by default)
+ * to file and DNS work.
+ */
+export const SCRYPT_SLOTS = 2;
+export const SCRYPT_QUEUE = 8;
+
+class WorkSlots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(
+    private readonly slots: number,
+    private readonly queue: number,
+  ) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running < this.slots) this.running++;
+    else if (this.waiting.length < this.queue) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else throw new RateLimitedError('too many password checks in progress: try again in a moment', { retry_after: 1 });
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(); // the slot passes on; `running` is unchanged
+      else this.running--;
+    }
+  }
+
+  get load(): { running: number; waiting: number } {
+    return { running: this.running, waiting: this.waiting.length };
+  }
+}
+
+const scryptSlots = new WorkSlots(SCRYPT_SLOTS, SCRYPT_QUEUE);
+
+/** scrypt checks running and waiting in this process (for tests and metrics). */
+export function passwordWorkLoad(): { running: number; waiting: number } {
+  return scryptSlots.load;
+}
+
+const scrypt = (password: crypto.BinaryLike, salt: crypto.BinaryLike, keylen: number, options: crypto.ScryptOptions): Promise<Buffer> =>
+  scryptSlots.run(() => rawScrypt(password, salt, keylen, options));
 
 /** scrypt cost parameters (N = 2^14, r = 8, p = 1: ~16 MB, tens of milliseconds). */
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 64 };
@@ -58,14 +106,18 @@ export const MIN_PASSWORD_LENGTH = 8;
 /** Longest password accepted (scrypt takes any length; this bounds the work per login). */
 export const MAX_PASSWORD_LENGTH = 1024;
 
-/** `scrypt$N$r$p$<salt base64>$<hash base64>` */
+/** `scrypt$N$r$p$<salt base64>$<hash base64>`. Throws RateLimitedError (-32029) when too many checks wait (see SCRYPT_QUEUE). */
 export async function hashPassword(password: string): Promise<string> {
   const salt = crypto.randomBytes(16);
   const hash = await scrypt(password.normalize('NFC'), salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 });
   return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
-/** Check a password against a stored hash in constant time; false for malformed hashes. */
+/**
+ * Check a password against a stored hash in constant time; false for malformed hashes (after the
+ * same work as a real check, so an unknown user costs what a known one does). Throws
+ * RateLimitedError (-32029) when too many checks already wait (see SCRYPT_QUEUE).
+ */
 export async function verifyPassword(password: string, stored: string | null | undefined): Promise<boolean> {
   const parts = (stored ?? '').split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') {

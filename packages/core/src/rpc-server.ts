@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { JSONRPCErrorException, JSONRPCServer, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
 import client from 'prom-client';
 import { FirnError, RpcErrorCode, ValidationError, coerceError } from './errors';
+import { addStrictTransportSecurity } from './hsts';
 import { nullLogger, type Logger } from './logger';
 import { ajvIssues, hasSchema, schemaValidator } from './schemas';
 
@@ -12,6 +13,8 @@ export interface RpcContext {
   token: string | null;
   ip: string;
   method: string;
+  /** One map per HTTP request, shared by the calls of a batch: per-request limits count here (e.g. logins per batch). */
+  perRequest?: Map<string, number>;
 }
 
 export interface RpcMethod<P = any, R = unknown> {
@@ -107,6 +110,7 @@ export async function createRpcServer(options: RpcServerOptions): Promise<RpcSer
     keepAliveTimeout: 65_000,
     ...https,
   }) as unknown as FastifyInstance;
+  addStrictTransportSecurity(app);
 
   // Parse JSON ourselves so that malformed JSON becomes a JSON-RPC -32700, not an HTTP 400.
   app.addContentTypeParser(['application/json', 'text/plain', 'application/json-rpc'], { parseAs: 'string' }, (_req, body, done) => {
@@ -123,13 +127,13 @@ export async function createRpcServer(options: RpcServerOptions): Promise<RpcSer
   });
 
   const receive = async (body: unknown, ctx: Omit<RpcContext, 'method'>) => {
-    return server.receive(body as JSONRPCRequest, { ...ctx, method: '' }) as Promise<JSONRPCResponse | null>;
+    return server.receive(body as JSONRPCRequest, { perRequest: new Map(), ...ctx, method: '' }) as Promise<JSONRPCResponse | null>;
   };
 
   const contextOf = (req: FastifyRequest): Omit<RpcContext, 'method'> => {
     const auth = req.headers.authorization;
     const token = auth && /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '').trim() : null;
-    return { token, ip: req.ip };
+    return { token, ip: req.ip, perRequest: new Map() };
   };
 
   app.post('/rpc', async (req, reply) => {

@@ -1,5 +1,5 @@
 import {
-  UnauthenticatedError, createUser, findUser, isRole, issueToken, revokeToken, verifyPassword,
+  RateLimitedError, UnauthenticatedError, createUser, findUser, isRole, issueToken, revokeToken, verifyPassword,
   type AuthUser, type RpcContext,
 } from '@firn/core';
 import { caller, type Methods, type TrayContext } from './context';
@@ -7,7 +7,9 @@ import { caller, type Methods, type TrayContext } from './context';
 /**
  * Check a user name and password: a local user against its scrypt hash; otherwise, when
  * [tray] ldap_url is set, by an LDAP bind (a first LDAP login creates a `user` row with
- * source 'ldap' and [tray] ldap_default_role). Null when refused. Not rate-limited here.
+ * source 'ldap' and [tray] ldap_default_role). Null when refused. Not rate-limited here (auth.login
+ * counts attempts first); an unknown user costs one scrypt like a known one, so timing tells nothing.
+ * Throws RateLimitedError when too many password checks already wait (core SCRYPT_QUEUE).
  */
 export async function checkCredentials(ctx: TrayContext, username: string, password: string): Promise<AuthUser | null> {
   const row = await findUser(ctx.db, username);
@@ -40,14 +42,20 @@ export function authMethods(ctx: TrayContext): Methods {
   return {
     'auth.login': {
       handler: async (p: { username: string; password: string }, rpc: RpcContext) => {
-        ctx.limiter.check(p.username, rpc.ip);
-        const user = await checkCredentials(ctx, p.username, p.password);
+        // counted before the check (synchronously, before any await): see LoginLimiter
+        const attempt = ctx.limiter.begin(p.username, rpc.ip, rpc.perRequest);
+        let user: AuthUser | null;
+        try {
+          user = await checkCredentials(ctx, p.username, p.password);
+        } catch (e) {
+          if (e instanceof RateLimitedError) attempt.notChecked(); // scrypt queue full: nothing was checked
+          throw e;
+        }
         if (!user) {
-          ctx.limiter.fail(p.username, rpc.ip);
           ctx.logger.info('login refused', { username: p.username, ip: rpc.ip });
           throw new UnauthenticatedError('invalid user name or password');
         }
-        ctx.limiter.succeed(p.username, rpc.ip);
+        attempt.succeeded();
         const t = await issueToken(ctx.db, user.id, ctx.tray.token_ttl);
         ctx.logger.info('login', { username: user.username, role: user.role, source: user.source, ip: rpc.ip });
         return { token: t.token, expires: new Date(t.expiresAt).toISOString(), username: user.username, role: user.role };

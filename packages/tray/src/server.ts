@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import {
-  connect, createRpcServer, nullLogger, purgeExpiredTokens, serverUrl,
+  HTTP_LIMIT_DEFAULTS, connect, createRpcServer, httpLimitsOf, nullLogger, purgeExpiredTokens, serverUrl,
   type Db, type FirnConfig, type Logger, type RpcServer,
 } from '@firn/core';
 import { authMethods } from './auth';
@@ -9,7 +9,7 @@ import { datasetMethods } from './datasets';
 import { gridMethods } from './grids';
 import { jobMethods } from './jobs';
 import { LdapAuthenticator } from './ldap';
-import { LoginLimiter } from './login-limiter';
+import { LoginLimiter, loginLimitsOf } from './login-limiter';
 import { submitMethods } from './submit';
 import { dbHealthy, systemMethods } from './system';
 import { userMethods } from './users';
@@ -36,7 +36,7 @@ export function createTrayContext(config: FirnConfig, db: Db, logger: Logger): T
     db,
     tray,
     logger,
-    limiter: new LoginLimiter(tray.login_attempts, tray.login_window),
+    limiter: new LoginLimiter(loginLimitsOf(tray)),
     ldap: tray.ldap_url
       ? new LdapAuthenticator({ url: tray.ldap_url, bindDnTemplate: tray.ldap_bind_dn, caFile: tray.ldap_tls_ca, logger })
       : null,
@@ -73,6 +73,7 @@ export async function startTray(options: TrayOptions): Promise<Tray> {
       name: 'tray',
       logger,
       bodyLimit: config.tray.body_limit,
+      limits: httpLimitsOf(config.tray, HTTP_LIMIT_DEFAULTS.tray),
       tls: config.tray.tls_cert && config.tray.tls_key ? { cert: config.tray.tls_cert, key: config.tray.tls_key } : undefined,
       methods: trayMethods(ctx),
       health: async () => ({ db: (await dbHealthy(ctx)) ? 'ok' : 'error' }),

@@ -370,7 +370,9 @@ describe('hostile input gives clear errors and never runs code', () => {
     const text = '$eval('.repeat(10_000) + '1' + ')'.repeat(10_000);
     expect(errorOf(text, ctx, { maxInput: 1_000_000 }).message).toMatch(/recursion depth exceeded \(max 20\)/);
     expect(errorOf(text).message).toMatch(/^expression input too long \(70001 characters, max 65536\)/);
-    expect(checkExpressions(text)[0]?.message).toMatch(/recursion depth exceeded/);
+    expect(checkExpressions(text)[0]?.message).toMatch(/^expression input too long \(70001 characters, max 65536\)/);
+    const below = '$eval('.repeat(5_000) + '1' + ')'.repeat(5_000);
+    expect(checkExpressions(below)[0]?.message).toMatch(/recursion depth exceeded/);
     const unclosed = '$eval('.repeat(3_000) + '1';
     expect(errorOf(unclosed).message).toMatch(/unbalanced parentheses/);
   });
@@ -511,4 +513,84 @@ test('formatFloat follows Python repr', () => {
     'inf',
     'nan',
   ]);
+});
+
+describe('bounded work, bounded answers (issue 14)', () => {
+  const messageBytes = (errors: ExpressionError[]): number => errors.reduce((n, e) => n + e.message.length, 0);
+
+  test('checkExpressions is linear: 10,900 unclosed $eval( (65 KB) in well under a second, 20 errors + "and N more"', () => {
+    const text = '$eval('.repeat(10_900);
+    checkExpressions('$eval('.repeat(100)); // warm the JIT, not measured
+    const t0 = performance.now();
+    const errors = checkExpressions(text);
+    const ms = performance.now() - t0;
+    // quadratic before: ~2 s for this text on the CI machine (16,000 × $eval( took 15.5 s in the tray)
+    expect(ms).toBeLessThan(500);
+    expect(errors).toHaveLength(21);
+    expect(errors[0]?.message).toMatch(/unbalanced parentheses: "\$eval\(" is never closed at position 0/);
+    expect(errors[20]?.message).toMatch(/^and 10880 more errors in this text/);
+    expect(messageBytes(errors)).toBeLessThan(10_000);
+    expect(scanReferences(text)).toEqual([]);
+    expect(hasExpressions(text)).toBe(true);
+  });
+
+  test.each([
+    ['unclosed strings', '$eval("'],
+    ['unclosed sprintf in strings', "$sprintf('$eval("],
+    ['choices', '$choice('],
+    ['strings with a parenthesis', '$eval(")'],
+    ['escapes', '$eval("\\'],
+    ['look-ups', '$args('],
+  ])('%s repeated to 64 KB are checked quickly, with a small answer', (_name, unit) => {
+    const text = unit.repeat(Math.floor(64_000 / unit.length));
+    const t0 = performance.now();
+    const errors = checkExpressions(text);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(errors.length).toBeLessThanOrEqual(21);
+    expect(messageBytes(errors)).toBeLessThan(10_000);
+    expect(() => evaluate(text, ctx)).toThrow(ExpressionError);
+  });
+
+  test('text longer than maxInput is one error, not a scan', () => {
+    const errors = checkExpressions('$eval('.repeat(16_000));
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/^expression input too long \(96000 characters, max 65536\)/)]);
+  });
+
+  test('nesting is counted over nested $evals: no RangeError from 19 levels of 50 parentheses', () => {
+    let text = '1';
+    for (let i = 0; i < 19; i++) text = `$eval(${'('.repeat(50)}${text}${')'.repeat(50)})`;
+    expect(text.length).toBeLessThan(2100); // about 2 KB: a stack overflow before
+    expect(errorOf(text).message).toMatch(/expression nested too deeply \(max 200 levels\)/);
+    expect(checkExpressions(text).map((e) => e.message)).toEqual([expect.stringMatching(/expression nested too deeply/)]);
+    // within the budget it still works
+    let ok = '1';
+    for (let i = 0; i < 10; i++) ok = `$eval(${'('.repeat(15)}${ok}${')'.repeat(15)} + 1)`;
+    expect(evaluate(ok, ctx)).toBe('11');
+  });
+
+  test('10,000 × $eval(( gives a clean error both ways', () => {
+    const text = '$eval(('.repeat(9_000);
+    expect(errorOf(text).message).toMatch(/unbalanced parentheses|nested too deeply|recursion depth/);
+    const errors = checkExpressions(text);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.length).toBeLessThanOrEqual(21);
+    expect(errors.every((e) => e instanceof ExpressionError)).toBe(true);
+  });
+
+  test('%.99g and %.100g format like C/Python instead of throwing a RangeError', () => {
+    expect(evaluate('$sprintf("%.99g", 0.0001)', ctx)).toBe('0.000100000000000000004792173602385929598312941379845142364501953125');
+    expect(evaluate('$sprintf("%#.100g", 0.5)', ctx)).toBe(`0.5${'0'.repeat(99)}`);
+    expect(evaluate('$sprintf("%.100g", 123.456)', ctx)).toBe('123.4560000000000030695446184836328029632568359375');
+    expect(errorOf('$sprintf("%.101g", 1)').message).toMatch(/precision 101 too large \(max 100\)/);
+    expect(errorOf('$sprintf("%99999999d", 1)').message).toMatch(/field width 99999999 too large/);
+  });
+
+  test('user text in messages is quoted and cut short', () => {
+    const long = 'x'.repeat(20_000);
+    for (const text of [`$eval(${long}(1))`, `$eval(${long})`, `$steering(${long})`, `$eval(int("${long}"))`, `$sprintf("%d", "${long}")`, `$sprintf("%y${long}", 1)`, `$eval(1${long})`]) {
+      const e = errorOf(text);
+      expect(e.message.length).toBeLessThan(600);
+      for (const c of checkExpressions(text)) expect(c.message.length).toBeLessThan(600);
+    }
+  });
 });

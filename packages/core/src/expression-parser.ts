@@ -15,8 +15,17 @@
  * parses. It never uses JavaScript `eval`, `Function` or `vm`: the only names `$eval`
  * knows are `and or not True False true false` and the functions
  * `abs min max int float str round`. Every recursion is bounded (expression nesting
- * ≤ maxDepth, parenthesis/operator nesting ≤ 200), as are input and output lengths, so
- * hostile input gets an ExpressionError, never a crash or a JavaScript stack overflow.
+ * ≤ maxDepth, parenthesis/operator nesting ≤ 200 in total across all nested `$eval`s), as
+ * are input and output lengths, so hostile input gets an ExpressionError, never a crash or
+ * a JavaScript stack overflow (a RangeError that still escapes is turned into one).
+ *
+ * Work is linear in the input. Finding the `)` of a call is the one scan that could be
+ * repeated (every `$eval(` of `$eval($eval($eval(…` scans to the end when none is closed):
+ * one scan records the match of every parenthesis it passes (a stack), later calls inside
+ * it look theirs up, and a per-text work budget backs this up. A static check reports at
+ * most MAX_REPORTED_ERRORS errors per string (then "and N more"), and every piece of user
+ * text in a message is quoted and cut to a few dozen characters, so an answer about a
+ * hostile string stays small.
  */
 import { ExpressionError, FirnError } from './errors';
 
@@ -58,8 +67,10 @@ export const EXPRESSION_LIMITS = {
   maxOutput: 65_536,
   maxDepth: 20,
   maxInput: 65_536,
-  /** Parentheses, unary operators, `**` chains and call arguments inside one `$eval`. */
+  /** Parentheses, unary operators, `**` chains and call arguments, summed over nested `$eval`s. */
   maxNesting: 200,
+  /** Errors one static check (checkExpressions) reports for one string; the rest are counted. */
+  maxReportedErrors: 20,
 } as const;
 
 export type ReferenceKind = 'args' | 'steering' | 'system' | 'var';
@@ -75,7 +86,7 @@ export interface ExpressionReference {
 
 /** Evaluate every expression in `text` and return the resulting string. */
 export function evaluate(text: string, ctx: ExpressionContext, opts: EvaluateOptions = {}): string {
-  return expandRoot(makeState(ctx, opts), text);
+  return guarded(text, () => expandRoot(makeState(ctx, opts), text));
 }
 
 /**
@@ -92,7 +103,7 @@ export function expandConfig<T>(value: T, ctx: ExpressionContext, opts: Evaluate
     if (params) context = { ...ctx, steering: params };
   }
   const st = makeState(context, opts);
-  return walkConfig(value, st, '', 0) as T;
+  return guarded('', () => walkConfig(value, st, '', 0) as T);
 }
 
 /**
@@ -101,19 +112,26 @@ export function expandConfig<T>(value: T, ctx: ExpressionContext, opts: Evaluate
  * references inside it are. Never throws; malformed parts are skipped (see checkExpressions).
  */
 export function scanReferences(text: string): ExpressionReference[] {
-  return analyze(text).references;
+  return guarded(text, () => analyze(text).references, () => []);
 }
 
 /** Static check: syntax errors (unbalanced parentheses, bad `$eval` syntax, bad literal
  * sprintf formats, nesting too deep) without evaluating anything. Empty when fine. */
 export function checkExpressions(text: string): ExpressionError[] {
-  return analyze(text).errors;
+  return guarded(text, () => {
+    const a = analyze(text);
+    if (a.omitted === 0) return a.errors;
+    const more = expressionError(`and ${a.omitted} more error${a.omitted === 1 ? '' : 's'} in this text`, text, a.omittedAt);
+    return [...a.errors, more];
+  });
 }
 
 /** True when `text` contains at least one expression (a `$` that is not plain text). */
 export function hasExpressions(text: string): boolean {
-  const a = analyze(text);
-  return a.references.length > 0 || a.errors.length > 0 || a.calls > 0;
+  return guarded(text, () => {
+    const a = analyze(text);
+    return a.references.length > 0 || a.errors.length > 0 || a.calls > 0;
+  });
 }
 
 /**
@@ -162,6 +180,8 @@ interface State {
   keepUnresolved: boolean;
   /** Expanded look-up values, so `a = $steering(b)$steering(b)` chains stay linear. */
   memo: Map<string, string>;
+  /** Current `$eval` nesting (parentheses, operators, call arguments), over all nested `$eval`s. */
+  nest: number;
 }
 
 function positiveInt(name: string, v: number | undefined, dflt: number): number {
@@ -178,6 +198,7 @@ function makeState(ctx: ExpressionContext, opts: EvaluateOptions): State {
     maxInput: positiveInt('maxInput', opts.maxInput, EXPRESSION_LIMITS.maxInput),
     keepUnresolved: opts.keepUnresolved ?? false,
     memo: new Map(),
+    nest: 0,
   };
 }
 
@@ -191,6 +212,26 @@ function expressionError(message: string, text: string, position: number): Expre
   const e = new ExpressionError(message, text, position);
   rawMessages.set(e, message);
   return e;
+}
+
+/**
+ * Runs `fn`; a RangeError (a JavaScript stack overflow or an out-of-range number method:
+ * every path is meant to be bounded before either can happen, this is the backstop)
+ * becomes an ExpressionError, or `fallback()` when given (for the never-throwing scans).
+ */
+function guarded<T>(text: string, fn: () => T, fallback?: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    if (fallback) return fallback();
+    throw expressionError('expression too complex to evaluate (nested or repeated too much)', text, 0);
+  }
+}
+
+/** User text inside a message: quoted, and cut to `max` characters. */
+function quoted(s: string, max = 60): string {
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
 }
 
 function expandRoot(st: State, text: string): string {
@@ -360,8 +401,37 @@ interface Range {
 
 interface Sink {
   references: ExpressionReference[];
+  /** The first EXPRESSION_LIMITS.maxReportedErrors errors… */
   errors: ExpressionError[];
+  /** …and how many more there were, the first of them at `omittedAt`. */
+  omitted: number;
+  omittedAt: number;
   calls: number;
+}
+
+/**
+ * Thrown instead of an ExpressionError once a static scan has all the errors it reports:
+ * only counted, so it is not worth building a message and a stack trace for each.
+ */
+class CountedError {
+  constructor(readonly position: number) {}
+}
+
+function report(sink: Sink, e: ExpressionError | CountedError): void {
+  if (e instanceof ExpressionError && sink.errors.length < EXPRESSION_LIMITS.maxReportedErrors) sink.errors.push(e);
+  else if (sink.omitted++ === 0) sink.omittedAt = e.position;
+}
+
+function sinkFull(sink: Sink): boolean {
+  return sink.errors.length >= EXPRESSION_LIMITS.maxReportedErrors;
+}
+
+/** A paren match found by one findClose scan: `close` is -1 when none before `end`. */
+interface CloseMatch {
+  close: number;
+  end: number;
+  /** When not closed: where the string that was still open at `end` began, else -1. */
+  quoteAt: number;
 }
 
 function isIdentStart(c: number): boolean {
@@ -395,12 +465,25 @@ function unescapeChar(c: string): string {
 const DOLLAR = 36;
 const BACKSLASH = 92;
 
+/** Characters findClose/splitArgs may scan per character of the text (a backstop: the cache keeps it near 1). */
+const WORK_PER_CHAR = 64;
+
 class Expander {
+  /** Matches recorded by findClose, by the index of the `(`. */
+  private readonly closes = new Map<number, CloseMatch>();
+  /** Characters scanned by findClose and splitArgs so far, and the most allowed. */
+  private work = 0;
+  private readonly maxWork: number;
+  /** Set by a static scan whose sink is full: fail() only needs to be counted. */
+  countOnly = false;
+
   private constructor(
     private readonly st: State,
     readonly text: string,
     private readonly label: string | undefined,
-  ) {}
+  ) {
+    this.maxWork = WORK_PER_CHAR * text.length + 4096;
+  }
 
   static create(st: State, text: string, label: string | undefined, position: number, parent?: Expander): Expander {
     if (text.length > st.maxInput) {
@@ -415,7 +498,29 @@ class Expander {
     return this.st.maxOutput;
   }
 
+  /** One level deeper in some `$eval`; an error past EXPRESSION_LIMITS.maxNesting in total. */
+  enterNest(position: number): void {
+    if (++this.st.nest > EXPRESSION_LIMITS.maxNesting) {
+      this.fail(`expression nested too deeply (max ${EXPRESSION_LIMITS.maxNesting} levels)`, position);
+    }
+  }
+  leaveNest(): void {
+    this.st.nest--;
+  }
+  get nestLevel(): number {
+    return this.st.nest;
+  }
+  set nestLevel(n: number) {
+    this.st.nest = n;
+  }
+
+  private spend(chars: number, position: number): void {
+    this.work += chars;
+    if (this.work > this.maxWork) this.fail('expression too complex (too many nested or unclosed calls)', position);
+  }
+
   fail(message: string, position: number): never {
+    if (this.countOnly) throw new CountedError(position);
     throw expressionError(this.label ? `${message} (in ${this.label})` : message, this.text, position);
   }
 
@@ -501,13 +606,24 @@ class Expander {
     return { kind: 'func', name: name as FunctionName, start: j, argStart: k + 1, argEnd: close, end: close + 1 };
   }
 
-  /** The `)` matching the `(` at `open`, skipping quoted strings; an error when there is none. */
+  /**
+   * The `)` matching the `(` at `open`, skipping quoted strings; an error when there is none.
+   * One scan records the match of every `(` it passes outside a string: a later call whose
+   * `(` is one of them starts in the same state (outside a string), so its scan would be
+   * the same characters, and it reads the answer instead (linear, not quadratic, for
+   * `$eval($eval($eval(…` with or without its closing parentheses).
+   */
   private findClose(open: number, end: number, name: string): number {
+    const known = this.closes.get(open);
+    if (known && ((known.close >= 0 && known.close < end) || (known.close < 0 && known.end === end))) {
+      return known.close >= 0 ? known.close : this.unclosed(known.quoteAt, open, name);
+    }
     const t = this.text;
-    let depth = 0;
+    const stack: number[] = [];
     let quote = 0;
     let quoteAt = -1;
-    for (let i = open; i < end; i++) {
+    let i = open;
+    for (; i < end; i++) {
       const c = t.charCodeAt(i);
       if (quote) {
         if (c === BACKSLASH) i++;
@@ -517,16 +633,29 @@ class Expander {
       if (c === 34 || c === 39) {
         quote = c;
         quoteAt = i;
-      } else if (c === 40) depth++;
-      else if (c === 41 && --depth === 0) return i;
+      } else if (c === 40) stack.push(i);
+      else if (c === 41) {
+        const o = stack.pop() as number;
+        this.closes.set(o, { close: i, end, quoteAt: -1 });
+        if (stack.length === 0) break;
+      }
     }
-    if (quote) this.fail(`unterminated string in $${name}(…)`, quoteAt);
+    this.spend(Math.min(i, end) - open + 1, open);
+    if (i < end) return i;
+    const stillOpen = quote ? quoteAt : -1;
+    for (const o of stack) this.closes.set(o, { close: -1, end, quoteAt: stillOpen });
+    return this.unclosed(stillOpen, open, name);
+  }
+
+  private unclosed(quoteAt: number, open: number, name: string): never {
+    if (quoteAt >= 0) this.fail(`unterminated string in $${name}(…)`, quoteAt);
     this.fail(`unbalanced parentheses: "$${name}(" is never closed`, open - name.length - 1);
   }
 
   /** Split text[start, end) at top-level commas into trimmed pieces. */
   splitArgs(start: number, end: number): Range[] {
     const t = this.text;
+    this.spend(end - start, start);
     const pieces: Range[] = [];
     let depth = 0;
     let quote = 0;
@@ -631,16 +760,16 @@ class Expander {
     const map = this.st.ctx[kind];
     if (map === undefined || map === null) {
       if (this.st.keepUnresolved) throw new Unresolved();
-      this.fail(`unknown ${noun} "${name}" (no ${noun}s in this context)`, call.start);
+      this.fail(`unknown ${noun} ${quoted(name)} (no ${noun}s in this context)`, call.start);
     }
-    if (!Object.hasOwn(map, name)) this.fail(`unknown ${noun} "${name}"`, call.start);
+    if (!Object.hasOwn(map, name)) this.fail(`unknown ${noun} ${quoted(name)}`, call.start);
     const key = `${kind}\u0000${name}`;
     const cached = this.st.memo.get(key);
     if (cached !== undefined) return cached;
     const raw: unknown = map[name];
     let text: string;
     if (typeof raw === 'string' && raw.includes('$')) {
-      const sub = Expander.create(this.st, raw, `${noun} "${name}"`, call.start, this);
+      const sub = Expander.create(this.st, raw, `${noun} ${quoted(name, 40)}`, call.start, this);
       text = sub.expand(0, raw.length, level, false);
     } else {
       text = valueToText(raw);
@@ -682,10 +811,11 @@ class Expander {
       }
       let call: Call | null;
       try {
+        this.countOnly = sinkFull(sink);
         call = this.matchCall(j, end);
       } catch (e) {
-        if (!(e instanceof ExpressionError)) throw e;
-        sink.errors.push(e);
+        if (!(e instanceof ExpressionError || e instanceof CountedError)) throw e;
+        report(sink, e);
         i = j + 1;
         continue;
       }
@@ -693,11 +823,14 @@ class Expander {
         i = j + 1;
         continue;
       }
+      const nest = this.nestLevel;
       try {
+        this.countOnly = sinkFull(sink);
         this.scanCall(call, depth, sink);
       } catch (e) {
-        if (!(e instanceof ExpressionError)) throw e;
-        sink.errors.push(e);
+        if (!(e instanceof ExpressionError || e instanceof CountedError)) throw e;
+        this.nestLevel = nest; // the scan goes on after an error: undo the levels it left entered
+        report(sink, e);
       }
       i = call.end;
     }
@@ -757,9 +890,14 @@ class Expander {
 }
 
 function analyze(text: string): Sink {
-  const sink: Sink = { references: [], errors: [], calls: 0 };
+  const sink: Sink = { references: [], errors: [], omitted: 0, omittedAt: 0, calls: 0 };
   if (!text.includes('$')) return sink;
-  const st = makeState({ dataset: 0, job: 0, jobs_total: 0 }, { maxInput: Math.max(text.length, 1) });
+  if (text.length > EXPRESSION_LIMITS.maxInput) {
+    // evaluate() refuses it too (maxInput): say so once instead of scanning it
+    sink.errors.push(expressionError(`expression input too long (${text.length} characters, max ${EXPRESSION_LIMITS.maxInput})`, text, 0));
+    return sink;
+  }
+  const st = makeState({ dataset: 0, job: 0, jobs_total: 0 }, {});
   Expander.create(st, text, undefined, 0).scan(0, text.length, 0, false, sink);
   return sink;
 }
@@ -791,9 +929,9 @@ function describeToken(tok: Token, text: string): string {
     case 'str':
       return 'string';
     case 'name':
-      return `name "${tok.name}"`;
+      return `name ${quoted(tok.name)}`;
     case 'call':
-      return `"${text.slice(tok.call.start, tok.call.end)}"`;
+      return quoted(text.slice(tok.call.start, tok.call.end));
     case 'op':
       return `"${tok.op}"`;
   }
@@ -803,7 +941,6 @@ class ExprParser {
   private i: number;
   private tok: Token = { k: 'end', pos: 0 };
   private active: boolean;
-  private nest = 0;
   private readonly text: string;
 
   constructor(
@@ -821,11 +958,16 @@ class ExprParser {
   }
 
   run(): Value {
-    this.advance();
-    if (this.tok.k === 'end') this.ex.fail('empty expression in $eval()', this.start - '$eval('.length);
-    const v = this.parseOr();
-    if (!this.atEnd()) this.unexpected();
-    return v;
+    const nest = this.ex.nestLevel;
+    try {
+      this.advance();
+      if (this.tok.k === 'end') this.ex.fail('empty expression in $eval()', this.start - '$eval('.length);
+      const v = this.parseOr();
+      if (!this.atEnd()) this.unexpected();
+      return v;
+    } finally {
+      this.ex.nestLevel = nest;
+    }
   }
 
   private atEnd(): boolean {
@@ -843,9 +985,11 @@ class ExprParser {
   }
 
   private enter(position: number): void {
-    if (++this.nest > EXPRESSION_LIMITS.maxNesting) {
-      this.fail(`expression nested too deeply (max ${EXPRESSION_LIMITS.maxNesting} levels)`, position);
-    }
+    this.ex.enterNest(position);
+  }
+
+  private leave(): void {
+    this.ex.leaveNest();
   }
 
   // --- tokenizer --------------------------------------------------------------------------
@@ -867,11 +1011,11 @@ class ExprParser {
       const lit = m ? m[0] : t.charAt(i);
       const after = i + lit.length;
       if (after < end && (isIdentPart(t.charCodeAt(after)) || t.charCodeAt(after) === 46)) {
-        this.fail(`invalid number "${t.slice(i, Math.min(end, after + 1))}"`, i);
+        this.fail(`invalid number ${quoted(t.slice(i, Math.min(end, after + 1)), 40)}`, i);
       }
       const isFloat = /[.eE]/.test(lit);
       const n = Number(lit);
-      if (!isFloat && !Number.isSafeInteger(n)) this.fail(`integer literal too large: ${lit}`, i);
+      if (!isFloat && !Number.isSafeInteger(n)) this.fail(`integer literal too large: ${lit.length > 40 ? `${lit.slice(0, 40)}…` : lit}`, i);
       this.tok = { k: 'num', pos: i, value: isFloat ? float(n) : int(n) };
       this.i = after;
       return;
@@ -971,7 +1115,7 @@ class ExprParser {
       this.advance();
       this.enter(pos);
       const v = this.parseNot();
-      this.nest--;
+      this.leave();
       return this.active ? bool(!truthy(v)) : PLACEHOLDER;
     }
     return this.parseComparison();
@@ -1029,7 +1173,7 @@ class ExprParser {
       this.advance();
       this.enter(pos);
       const v = this.parseUnary();
-      this.nest--;
+      this.leave();
       if (!this.active) return PLACEHOLDER;
       const n = numeric(v);
       if (!n) this.fail(`bad operand for unary ${op}: ${describeValue(v)}`, pos);
@@ -1046,7 +1190,7 @@ class ExprParser {
     this.advance();
     this.enter(pos);
     const exp = this.parseUnary();
-    this.nest--;
+    this.leave();
     return this.active ? this.binary('**', base, exp, pos) : PLACEHOLDER;
   }
 
@@ -1078,7 +1222,7 @@ class ExprParser {
             this.unexpected();
           }
           this.advance();
-          this.nest--;
+          this.leave();
           return v;
         }
         return this.unexpected();
@@ -1097,17 +1241,17 @@ class ExprParser {
       this.advance();
       return bool(false);
     }
-    if (KEYWORDS.has(name)) return this.fail(`unexpected keyword "${name}"`, tok.pos);
+    if (KEYWORDS.has(name)) return this.fail(`unexpected keyword ${quoted(name)}`, tok.pos);
     // Peek at the raw text so `process.exit(1)` reports the unknown name, not the ".".
     let k = this.i;
     while (k < this.end && isSpace(this.text.charCodeAt(k))) k++;
     if (this.text.charCodeAt(k) !== 40 /* ( */ || k >= this.end) {
       return this.fail(
-        `unknown name "${name}" ($eval knows numbers, quoted strings, True/False and $-expressions such as $steering(${name}))`,
+        `unknown name ${quoted(name)} ($eval knows numbers, quoted strings, True/False and $-expressions such as $steering(${name.length > 40 ? 'name' : name}))`,
         tok.pos,
       );
     }
-    if (!BUILTINS.has(name)) return this.fail(`unknown function "${name}" (known: ${[...BUILTINS].join(', ')})`, tok.pos);
+    if (!BUILTINS.has(name)) return this.fail(`unknown function ${quoted(name)} (known: ${[...BUILTINS].join(', ')})`, tok.pos);
     this.advance();
     const open = this.tok.pos;
     this.advance();
@@ -1128,7 +1272,7 @@ class ExprParser {
       this.unexpected();
     }
     this.advance();
-    this.nest--;
+    this.leave();
     return this.active ? this.builtin(name, args, tok.pos) : PLACEHOLDER;
   }
 
@@ -1252,7 +1396,7 @@ class ExprParser {
         arity(1, 1);
         const v = args[0] as Value;
         if (v.t === 'str') {
-          if (!INT_TEXT.test(v.v)) this.fail(`invalid literal for int(): ${JSON.stringify(v.v)}`, pos);
+          if (!INT_TEXT.test(v.v)) this.fail(`invalid literal for int(): ${quoted(v.v)}`, pos);
           return this.makeNumber(Number(v.v), false, pos);
         }
         const n = num(v);
@@ -1268,7 +1412,7 @@ class ExprParser {
           if (t === 'inf' || t === '+inf' || t === 'infinity') return float(Infinity);
           if (t === '-inf' || t === '-infinity') return float(-Infinity);
           if (t === 'nan') return float(NaN);
-          return this.fail(`could not convert string to float: ${JSON.stringify(v.v)}`, pos);
+          return this.fail(`could not convert string to float: ${quoted(v.v)}`, pos);
         }
         return float(num(v).n);
       }
@@ -1287,7 +1431,7 @@ class ExprParser {
         return this.makeNumber(r, false, pos);
       }
     }
-    return this.fail(`unknown function "${name}"`, pos);
+    return this.fail(`unknown function ${quoted(name)}`, pos);
   }
 }
 
@@ -1326,7 +1470,7 @@ function parseFormat(fmt: string, fail: (msg: string) => never): (string | Spec)
     const m = SPEC_RE.exec(fmt);
     if (!m) {
       const shown = fmt.slice(j, j + 6);
-      fail(j + 1 >= fmt.length ? `incomplete format at end of ${JSON.stringify(fmt)}` : `unsupported format ${JSON.stringify(shown)} in ${JSON.stringify(fmt)} (use %d %i %s %f %.Nf %0Nd %x %o %e %g %%)`);
+      fail(j + 1 >= fmt.length ? `incomplete format at end of ${quoted(fmt)}` : `unsupported format ${JSON.stringify(shown)} in ${quoted(fmt)} (use %d %i %s %f %.Nf %0Nd %x %o %e %g %%)`);
     }
     const [whole, flags = '', width, precision, conv = ''] = m;
     const w = width === undefined ? undefined : Number(width);
@@ -1354,7 +1498,16 @@ function isTie(longDigits: string, keep: number): boolean {
   return longDigits.charAt(keep) === '5' && /^0*$/.test(longDigits.slice(keep + 1));
 }
 
+/** JavaScript's toFixed/toExponential take 0..100 digits; C and Python take any precision. */
+const JS_MAX_DIGITS = 100;
+
 function toFixedEven(ax: number, p: number): string {
+  if (p > JS_MAX_DIGITS) {
+    // Only %g asks for more (precision ≤ 100, plus up to 4 for a small exponent), and only
+    // for |x| ≥ 1e-4 (about 2^-14): such a double's exact decimal expansion ends within
+    // 14 + 52 places, so the digits past the 100th are zeros — the exact C/Python result.
+    return toFixedEven(ax, JS_MAX_DIGITS) + '0'.repeat(p - JS_MAX_DIGITS);
+  }
   const naive = ax.toFixed(p);
   const extra = Math.min(100, p + 25);
   if (extra <= p || ax >= 1e21) return naive;
@@ -1421,7 +1574,7 @@ function formatSprintf(
       const needed = parts.filter((p) => typeof p !== 'string').length;
       return fail(`not enough arguments for format string (${needed} needed, ${args.length} given)`);
     }
-    if (part.width !== undefined && part.width > maxOutput) fail(`field width ${part.width} too large`);
+    if (part.width !== undefined && part.width > maxOutput) fail(`field width ${part.width} too large (max ${maxOutput})`);
     out += formatOne(part, arg, fail);
     if (out.length > maxOutput) fail(`expression output too long (more than ${maxOutput} characters; see maxOutput)`);
   }
@@ -1446,7 +1599,7 @@ function formatOne(spec: Spec, arg: SprintfArg, fail: (msg: string, position?: n
   }
   const v = autoType(arg.text);
   const n = numeric(v);
-  if (!n) return fail(`%${conv} needs a number, got ${JSON.stringify(arg.text)}`, arg.position);
+  if (!n) return fail(`%${conv} needs a number, got ${quoted(arg.text)}`, arg.position);
   const signOf = (neg: boolean): string => (neg ? '-' : flags.includes('+') ? '+' : flags.includes(' ') ? ' ' : '');
   if (conv === 'd' || conv === 'i' || conv === 'u') {
     if (!Number.isFinite(n.n)) return fail(`cannot format ${formatFloat(n.n)} with %${conv}`, arg.position);
@@ -1456,7 +1609,7 @@ function formatOne(spec: Spec, arg: SprintfArg, fail: (msg: string, position?: n
     return pad(digits, signOf(x < 0), spec.precision === undefined);
   }
   if (conv === 'x' || conv === 'X' || conv === 'o') {
-    if (n.f) return fail(`%${conv} needs an integer, got ${JSON.stringify(arg.text)}`, arg.position);
+    if (n.f) return fail(`%${conv} needs an integer, got ${quoted(arg.text)}`, arg.position);
     let digits = Math.abs(n.n).toString(conv === 'o' ? 8 : 16);
     if (spec.precision !== undefined) digits = digits.padStart(spec.precision, '0');
     if (flags.includes('#')) digits = (conv === 'o' ? '0o' : '0x') + digits;

@@ -413,3 +413,27 @@ describe('examples run and produce the documented statistics', () => {
     expect(out.tasks[0]?.data?.[1]?.remote).toBe('results/13/processed_000004.txt');
   });
 });
+
+describe('error answers are bounded (issue 14)', () => {
+  test('thousands of bad items, huge keys and long strings give at most 50 short issues and a count', () => {
+    const cfg = minimal() as unknown as Record<string, unknown> & { tasks: Array<Record<string, unknown>> };
+    const task = cfg.tasks[0]!;
+    for (let i = 0; i < 5_000; i++) cfg.tasks.push({ ...task, name: `t${i}`, [`bad_key_${'k'.repeat(10_000)}${i}`]: 1, depends: [`nope${'x'.repeat(1000)}`] });
+    cfg['steering'] = { parameters: { s: `$eval(${'$steering(missing'.repeat(3_000)}` } };
+    const t0 = performance.now();
+    const issues = issuesOf(cfg);
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(issues).toHaveLength(51);
+    expect(issues[50]).toEqual({ path: '/', message: expect.stringMatching(/^and \d+ more issues$/) });
+    for (const i of issues) {
+      expect(i.path.length).toBeLessThanOrEqual(300);
+      expect(i.message.length).toBeLessThanOrEqual(500);
+    }
+    expect(JSON.stringify(issues).length).toBeLessThan(64 * 1024);
+  });
+
+  test('a retry rule RE2 cannot compile is refused at submission, naming it; (a+)+ is accepted', () => {
+    const cfg = { ...minimal(), retry: { rules: [{ match: '(a+)+', action: 'fail' }, { match: 'a*a*a*a*a*a*b', action: 'fail' }, { match: '(?=x)y', action: 'fail' }] } };
+    expect(issuesOf(cfg)).toEqual([{ path: '/retry/rules/2/match', message: expect.stringMatching(/^is not a valid RE2 regular expression .*Perl syntax/) }]);
+  });
+});

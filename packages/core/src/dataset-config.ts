@@ -11,11 +11,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import { ValidationError, type ValidationIssue } from './errors';
 import { rulePatternProblem } from './rule-matcher';
 import { checkExpressions, evaluate, hasExpressions, scanReferences, type ExpressionContext } from './expression-parser';
-import { findSchemasDir } from './schemas';
+import { createAjv, findSchemasDir } from './schemas';
 
 // ---------------------------------------------------------------------------------------
 // Types (mirroring schemas/dataset.schema.json)
@@ -191,7 +191,7 @@ function datasetSchemaValidator(): ValidateFunction {
   if (!compiled) {
     const file = path.join(findSchemasDir(), SCHEMA_FILE);
     const schema = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+    const ajv = createAjv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
     compiled = ajv.compile(schema);
   }
   return compiled;
@@ -297,7 +297,8 @@ function schemaIssues(errors: ErrorObject[] | null | undefined, data: unknown): 
     if (e.keyword === 'additionalProperties') {
       const extra = (e.params as { additionalProperty: string }).additionalProperty;
       const allowed = allowedProperties(e);
-      const best = allowed
+      // a suggestion only for a key of plausible length (levenshtein is |extra| × |p|)
+      const best = (extra.length <= 64 ? allowed : [])
         .map((p) => ({ p, d: levenshtein(extra.toLowerCase(), p.toLowerCase()) }))
         .sort((x, y) => x.d - y.d)[0];
       const hint =
@@ -619,6 +620,24 @@ function summarize(config: DatasetConfig): ConfigSummary {
   return { tasks: config.tasks.length, trays, modules };
 }
 
+/** At most this many issues are reported (then one "and N more"); every path and message is cut. */
+export const MAX_REPORTED_ISSUES = 50;
+const MAX_ISSUE_PATH = 300;
+const MAX_ISSUE_MESSAGE = 500;
+
+/**
+ * The issues an error answer carries, bounded: a hostile config (every item bad, huge keys,
+ * long strings) gets the first MAX_REPORTED_ISSUES issues and a count of the rest, so the
+ * answer stays around 40 KB however large the input.
+ */
+export function capIssues(issues: ValidationIssue[]): ValidationIssue[] {
+  const cut = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+  const out = issues.slice(0, MAX_REPORTED_ISSUES).map((i) => ({ ...i, path: cut(i.path, MAX_ISSUE_PATH), message: cut(i.message, MAX_ISSUE_MESSAGE) }));
+  const more = issues.length - out.length;
+  if (more > 0) out.push({ path: '/', message: `and ${more} more issue${more === 1 ? '' : 's'}` });
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // Public API
 
@@ -632,7 +651,7 @@ export function validateDatasetConfig(config: unknown): DatasetConfigValidation 
   const schemaOk = validate(config);
   const issues = schemaOk ? [] : schemaIssues(validate.errors, config);
   issues.push(...semanticIssues(config));
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0) return { ok: false, issues: capIssues(issues) };
   const valid = config as DatasetConfig;
   return { ok: true, config: valid, summary: summarize(valid) };
 }

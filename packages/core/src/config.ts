@@ -24,6 +24,8 @@ export interface DhSection {
   schedule: string; heartbeat_timeout: number; transfer_retries: number; retention_days: number; completion_hook?: string;
   blackhole_window: number; blackhole_threshold: number; blackhole_cooldown: number; batch_size: number;
   ssh_key?: string; ssh_known_hosts?: string; ssh_accept_unknown_hosts?: boolean;
+  /** Comma-separated URL prefixes outputs may be delivered under (see storage-roots.ts). */
+  destinations?: string;
 }
 export interface SystemSection { scratch?: string; download?: string; site_temp?: string; pilot?: string; data?: string }
 export interface LogSection { level: 'error' | 'warn' | 'info' | 'debug'; format: 'json' | 'text' | 'auto'; file?: string }

@@ -14,6 +14,8 @@ export * from './ssh-executor';
 export * from './known-hosts';
 export * from './host-key-policy';
 export * from './rpc-server';
+export * from './http-server';
+export * from './names';
 export * from './hsts';
 export * from './rpc-client';
 export * from './dependencies';

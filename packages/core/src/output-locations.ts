@@ -46,7 +46,6 @@ export function stagingUrl(siteTemp: string, dataset: number, job: number, task:
 /** Refuse a `local` that is empty, absolute, climbs out with `..` or holds a control character. */
 export function checkLocalName(local: string): void {
   if (typeof local !== 'string' || local === '') throw new OutputLocationError('empty local name');
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(local)) throw new OutputLocationError(`control character in local name ${JSON.stringify(local)}`);
   if (local.startsWith('/') || local.includes('\\')) throw new OutputLocationError(`local name ${JSON.stringify(local)} must be a relative path`);
   if (local.split('/').some((s) => s === '..')) throw new OutputLocationError(`local name ${JSON.stringify(local)} leaves the scratch directory`);

@@ -48,7 +48,6 @@ export const MAX_LOCATION_LENGTH = 2048;
 export function normaliseLocation(url: string): StorageLocation {
   if (typeof url !== 'string' || url === '') throw new StorageLocationError('empty location');
   if (url.length > MAX_LOCATION_LENGTH) throw new StorageLocationError(`location longer than ${MAX_LOCATION_LENGTH} characters`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(url)) throw new StorageLocationError('control character (NUL, newline, …) in location');
   if (url.startsWith('/')) return { scheme: 'file', authority: '', path: normalisePath(url, false) };
   if (!/^[a-z][a-z0-9+.-]*:/i.test(url)) throw new StorageLocationError('relative location (a URL or an absolute path is needed)');
@@ -97,7 +96,6 @@ function normalisePath(p: string, encoded: boolean): string {
     } catch {
       throw new StorageLocationError('malformed percent-encoding in location');
     }
-    // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f]/.test(decoded)) throw new StorageLocationError('control character (NUL, newline, …) in location');
   }
   if (!decoded.startsWith('/')) decoded = `/${decoded}`;
@@ -145,12 +143,15 @@ export interface StorageRootsOptions {
  */
 export class StorageRoots {
   readonly siteTemp: StorageLocation | null;
+  /** `[system] site_temp` as configured. */
+  readonly siteTempUrl: string | undefined;
   readonly destinations: readonly StorageLocation[];
   /** `[dh] destinations` was set (if not, only site temp is a root: see the file comment). */
   readonly configured: boolean;
 
   constructor(o: StorageRootsOptions) {
     this.siteTemp = o.siteTemp ? root(o.siteTemp, '[system] site_temp') : null;
+    this.siteTempUrl = o.siteTemp || undefined;
     const list = typeof o.destinations === 'string' ? parseDestinationList(o.destinations) : o.destinations ? [...o.destinations] : undefined;
     this.configured = list !== undefined;
     this.destinations = (list ?? []).map((d) => root(d, '[dh] destinations'));

@@ -4,7 +4,7 @@
  * or every cycle once with --once.
  */
 import { Command } from 'commander';
-import { coerceError, connect, createLogger, loadConfig, redactDbUrl, type FirnConfig } from '@firn/core';
+import { StorageRoots, coerceError, connect, createLogger, loadConfig, redactDbUrl, type FirnConfig } from '@firn/core';
 import { DhDaemon, checkDhConfig } from './dh-daemon';
 
 export interface CliIo {
@@ -37,9 +37,11 @@ export async function main(argv: string[] = process.argv, io: CliIo = defaultIo)
   const opts = program.opts<{ config?: string; checkConfig?: boolean; once?: boolean }>();
 
   let cfg: FirnConfig;
+  let roots: StorageRoots;
   try {
     cfg = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env: io.env });
     checkDhConfig(cfg.dh);
+    roots = StorageRoots.fromConfig(cfg);
   } catch (e) {
     io.err(`firn-dh: ${coerceError(e).message}`);
     return 2;
@@ -51,7 +53,7 @@ export async function main(argv: string[] = process.argv, io: CliIo = defaultIo)
 
   const logger = createLogger({ level: cfg.log.level, format: cfg.log.format, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
   const db = await connect(cfg.db.url, { poolMax: cfg.db.pool_max });
-  const daemon = new DhDaemon({ db, config: cfg.dh, logger });
+  const daemon = new DhDaemon({ db, config: cfg.dh, logger, roots });
   try {
     if (opts.once) {
       await daemon.runOnce();

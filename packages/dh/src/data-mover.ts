@@ -13,10 +13,18 @@
  *
  * Tasks with nothing (left) to copy — no outputs, or all already verified — take a bulk
  * path: each step is one transition for all of them (finishTogether).
+ *
+ * Storage roots (core's storage-roots.ts): a file row whose temp_url is not under site temp or
+ * whose url is not under `[dh] destinations` / site temp is never read, written or deleted —
+ * it becomes REFUSED with the reason, is logged and counted (`refused`), and its task ERROR
+ * (rows firn-mon derived are always inside; this catches an older mon or a tampered row).
+ *
+ * Statistics: the task's `task_stat` rows are folded into `dataset_stat` in the transaction
+ * of COPIED → OK, on both lanes (core's dataset-stats.ts) — exactly once per task.
  */
 import {
-  LostRaceError, TaskStatus, chunk, coerceError, releaseReadyTasks, transition,
-  type Db, type Logger,
+  LostRaceError, TaskStatus, chunk, coerceError, foldTaskStats, releaseReadyTasks, transition,
+  type Db, type Logger, type StorageRoots,
 } from '@firn/core';
 import { writeTransaction } from './db-writes';
 import { redactUrl, type Transfers } from './transfer';
@@ -27,6 +35,8 @@ export const FileState = {
   VERIFIED: 'VERIFIED',
   FAILED: 'FAILED',
   DELETED: 'DELETED',
+  /** Outside the storage roots: left alone (file.error says why). */
+  REFUSED: 'REFUSED',
 } as const;
 
 /** Output file types (dataset config `data[].type`). */
@@ -38,6 +48,8 @@ const MAX_ERROR = 2000;
 export interface DataMoverOptions {
   db: Db;
   transfers: Transfers;
+  /** Where sources (site temp) and destinations may be: nothing outside is touched. */
+  roots: StorageRoots;
   logger: Logger;
   /** Most tasks taken per cycle ([dh] batch_size). */
   batchSize: number;
@@ -64,6 +76,8 @@ export interface DataCycleResult {
   copied: number;
   /** Files found already verified at their destination. */
   present: number;
+  /** File rows outside the storage roots (left alone, REFUSED). */
+  refused: number;
 }
 
 interface TaskRef {
@@ -91,14 +105,17 @@ export class DataMover {
   /** Tasks this process is moving right now (never taken up twice). */
   private readonly active = new Set<number>();
 
-  constructor(private readonly o: DataMoverOptions) {}
+  constructor(private readonly o: DataMoverOptions) {
+    const warning = o.roots.startupWarning();
+    if (warning) o.logger.warn(warning);
+  }
 
   /**
    * One data cycle. `resumeAll` (the first cycle after start) takes up every COPYING /
    * COPIED task whatever its lease says: they belong to a dh that is no longer running.
    */
   async run(now: number, resumeAll = false): Promise<DataCycleResult> {
-    const result: DataCycleResult = { claimed: 0, resumed: 0, ok: 0, errors: 0, lost: 0, copied: 0, present: 0 };
+    const result: DataCycleResult = { claimed: 0, resumed: 0, ok: 0, errors: 0, lost: 0, copied: 0, present: 0, refused: 0 };
     const resumed = await this.resumable(now, resumeAll);
     const claimed = await this.claim(now, Math.max(0, this.o.batchSize - resumed.length));
     result.resumed = resumed.length;
@@ -216,7 +233,7 @@ export class DataMover {
         }
       }
       const ids = [...copied];
-      if (ids.length) await this.removeTempCopies(ids, this.o.logger);
+      if (ids.length) result.refused += await this.removeTempCopies(ids, this.o.logger);
       const jobOf = new Map(tasks.map((t) => [t.id, t.job_id]));
       const ok = ids.length
         ? await writeTransaction(this.o.db, async (trx) => {
@@ -224,6 +241,7 @@ export class DataMover {
             taskIds: ids, from: TaskStatus.COPIED, to: TaskStatus.OK, by: 'dh', actor: 'dh',
             reason: 'temporary copies removed', set: { lease_until: null }, strict: false,
           });
+          await foldTaskStats(trx, changed);
           await releaseReadyTasks(trx, [...new Set(changed.map((id) => jobOf.get(id)!))], 'dh');
           return changed;
         })
@@ -278,6 +296,11 @@ export class DataMover {
         for (const f of files) {
           if (f.state === FileState.VERIFIED) continue;
           if (!(await this.renew(task.id))) return this.lost(log, 'no longer COPYING');
+          const refusal = this.refusal(f);
+          if (refusal) {
+            result.refused++;
+            return await this.fail(task, f, new Error(refusal), log, FileState.REFUSED);
+          }
           let res;
           try {
             const expected = { md5: f.md5, sha256: f.sha256, size: f.size === null ? null : Number(f.size) };
@@ -299,12 +322,13 @@ export class DataMover {
           reason: `${files.length} output file${files.length === 1 ? '' : 's'} at destination, md5 + sha256 verified`,
         });
       }
-      await this.removeTempCopies([task.id], log);
+      result.refused += await this.removeTempCopies([task.id], log);
       await writeTransaction(this.o.db, async (trx) => {
         await transition(trx, {
           taskIds: [task.id], from: TaskStatus.COPIED, to: TaskStatus.OK, by: 'dh', actor: 'dh',
           reason: 'temporary copies removed', set: { lease_until: null },
         });
+        await foldTaskStats(trx, [task.id]);
         await releaseReadyTasks(trx, [task.job_id], 'dh');
       });
       log.debug('task outputs delivered', { status: TaskStatus.OK });
@@ -325,12 +349,24 @@ export class DataMover {
     return 'lost';
   }
 
-  /** COPYING → ERROR (failures + 1), the failing file FAILED, both with the reason. */
-  private async fail(task: TaskRef, f: OutputFile, err: Error, log: Logger): Promise<Outcome> {
+  /** Why this file may not be copied / verified (outside the storage roots), or null. */
+  private refusal(f: Pick<OutputFile, 'url' | 'temp_url'>): string | null {
+    const dest = this.o.roots.destinationRefusal(f.url);
+    if (dest) return `destination refused: ${dest}`;
+    if (f.temp_url && f.temp_url !== f.url) {
+      const src = this.o.roots.stagingRefusal(f.temp_url);
+      if (src) return `staged copy refused: ${src}`;
+    }
+    return null;
+  }
+
+  /** COPYING → ERROR (failures + 1), the failing file FAILED (or REFUSED), both with the reason. */
+  private async fail(task: TaskRef, f: OutputFile, err: Error, log: Logger, state: string = FileState.FAILED): Promise<Outcome> {
     const reason = `output ${f.local_name}: ${err.message}`.slice(0, MAX_ERROR);
-    log.warn('output transfer failed', { file: f.local_name, error: err.message });
+    if (state === FileState.REFUSED) log.warn('output outside the storage roots; not touched', { file: f.local_name, error: err.message });
+    else log.warn('output transfer failed', { file: f.local_name, error: err.message });
     await writeTransaction(this.o.db, async (trx) => {
-      await trx('file').where({ id: f.id }).update({ state: FileState.FAILED, error: reason, updated_at: Date.now() });
+      await trx('file').where({ id: f.id }).update({ state, error: reason, updated_at: Date.now() });
       await transition(trx, {
         taskIds: [task.id], from: TaskStatus.COPYING, to: TaskStatus.ERROR, by: 'dh', actor: 'dh', reason,
         set: { failures: trx.raw('failures + 1'), error_summary: reason, lease_until: null },
@@ -341,9 +377,10 @@ export class DataMover {
 
   /**
    * Remove the temp copies of a task's verified permanent outputs (job_temp / dataset_temp
-   * outputs stay until their job / dataset is done: GC). A removal that fails is left for GC.
+   * outputs stay until their job / dataset is done: GC). A removal that fails is left for GC; a
+   * temp copy outside site temp is not removed (the row becomes REFUSED). Returns those refused.
    */
-  private async removeTempCopies(taskIds: number[], log: Logger): Promise<void> {
+  private async removeTempCopies(taskIds: number[], log: Logger): Promise<number> {
     const temps: Array<{ id: number; temp_url: string; url: string }> = [];
     for (const part of chunk(taskIds, 500)) {
       temps.push(...(await this.o.db('file')
@@ -353,8 +390,15 @@ export class DataMover {
         .whereNotNull('temp_url')));
     }
     const removed: number[] = [];
+    const refused = new Map<number, string>();
     for (const t of temps) {
       if (t.temp_url === t.url) continue;
+      const why = this.o.roots.stagingRefusal(t.temp_url);
+      if (why) {
+        refused.set(Number(t.id), `temp copy not removed: ${why}`.slice(0, MAX_ERROR));
+        log.warn('temp copy outside site temp; not removed', { url: redactUrl(t.temp_url), error: why });
+        continue;
+      }
       try {
         await this.o.transfers.remove(t.temp_url);
         removed.push(Number(t.id));
@@ -363,6 +407,8 @@ export class DataMover {
       }
     }
     for (const part of chunk(removed, 500)) await this.o.db('file').whereIn('id', part).update({ temp_url: null, updated_at: Date.now() });
+    for (const [id, error] of refused) await this.o.db('file').where({ id }).update({ state: FileState.REFUSED, error, updated_at: Date.now() });
+    return refused.size;
   }
 }
 

@@ -17,7 +17,7 @@
  * `stop()` (SIGTERM) lets running cycles finish, takes no new work and closes connections.
  */
 import cron from 'node-cron';
-import { ConfigError, coerceError, nullLogger, type Db, type DhSection, type Logger } from '@firn/core';
+import { ConfigError, StorageRoots, coerceError, nullLogger, type Db, type DhSection, type Logger } from '@firn/core';
 import { detectBlackholes, type Blackholed } from './blackholes';
 import { DataMover, type DataCycleResult } from './data-mover';
 import { collectGarbage, type GcResult } from './gc';
@@ -47,6 +47,8 @@ export interface DhDaemonOptions {
   now?: () => number;
   /** Transfers to use (default: built from the config; closed by stop()). */
   transfers?: Transfers;
+  /** Site temp and the destination roots (default: `[dh] destinations`, no site temp). */
+  roots?: StorageRoots;
   /** Base delay between transfer retries, ms (default 1000). */
   transferRetryDelayMs?: number;
   /** Tasks whose outputs are moved at once (default 4). */
@@ -71,12 +73,14 @@ export class DhDaemon {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly transfers: Transfers;
+  private readonly roots: StorageRoots;
   private readonly mover: DataMover;
   private readonly running = new Map<CycleName, Promise<unknown>>();
   private task: ReturnType<typeof cron.schedule> | null = null;
   private stopping = false;
   private resumeAll = true;
   private blackholeSince = 0;
+  private readonly spared = new Map<string, string>();
   /** Whether silence can count as a lost heartbeat: dh's own database access has worked since … */
   private readonly evidence: EvidenceClock;
 
@@ -93,9 +97,11 @@ export class DhDaemon {
       sftp: { ...(o.config.ssh_key ? { privateKeyPath: o.config.ssh_key } : {}), ...(o.config.ssh_known_hosts ? { knownHostsFile: o.config.ssh_known_hosts } : {}), ...(o.config.ssh_accept_unknown_hosts ? { acceptUnknownHosts: true } : {}) },
       logger: this.logger,
     });
+    this.roots = o.roots ?? new StorageRoots({ destinations: o.config.destinations });
     this.mover = new DataMover({
       db: this.db,
       transfers: this.transfers,
+      roots: this.roots,
       logger: this.logger,
       batchSize: o.config.batch_size,
       concurrency: o.transferConcurrency ?? 4,
@@ -147,11 +153,12 @@ export class DhDaemon {
       case 'rollup':
         return rollUp(this.db, this.logger, now, { batchSize: c.batch_size, ...(c.completion_hook ? { completionHook: c.completion_hook } : {}) });
       case 'gc':
-        return collectGarbage(this.db, this.logger, this.transfers, now, c.retention_days, c.batch_size);
+        return collectGarbage(this.db, this.logger, this.transfers, this.roots, now, c.retention_days, c.batch_size);
       case 'blackholes': {
         const r = await detectBlackholes(this.db, this.logger, now, Math.max(0, this.blackholeSince - BLACKHOLE_OVERLAP_MS), {
-          window: c.blackhole_window, threshold: c.blackhole_threshold, cooldownS: c.blackhole_cooldown, batchSize: c.batch_size,
+          window: c.blackhole_window, threshold: c.blackhole_threshold, cooldownS: c.blackhole_cooldown, batchSize: c.batch_size, spared: this.spared,
         });
+        if (this.spared.size > 10_000) this.spared.clear();
         this.blackholeSince = r.next;
         return r.blackholed;
       }

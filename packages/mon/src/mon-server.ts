@@ -1,6 +1,6 @@
 import client from 'prom-client';
 import {
-  connect, createRpcServer, nullLogger, redactDbUrl, serverUrl,
+  HTTP_LIMIT_DEFAULTS, StorageRoots, connect, createRpcServer, httpLimitsOf, nullLogger, redactDbUrl, serverUrl,
   type Db, type FirnConfig, type Logger, type RpcServer,
 } from '@firn/core';
 import * as web from '@firn/web';
@@ -52,7 +52,7 @@ export async function createMonServer(options: MonServerOptions): Promise<MonSer
     name: 'firn_mon_updates_received_total', help: 'pilot calls received, by method', labelNames: ['method'], registers: [registry],
   });
   const refused = new client.Counter({
-    name: 'firn_mon_updates_refused_total', help: 'pilot calls refused: stale/invalid passkey or backpressure', labelNames: ['reason'], registers: [registry],
+    name: 'firn_mon_updates_refused_total', help: 'pilot calls refused: stale/invalid passkey, backpressure, or output records the task does not declare or outside the storage roots (outputs)', labelNames: ['reason'], registers: [registry],
   });
   const flushSize = new client.Histogram({
     name: 'firn_mon_flush_size', help: 'updates written per flush transaction',
@@ -87,11 +87,24 @@ export async function createMonServer(options: MonServerOptions): Promise<MonSer
     },
   });
 
+  const heartbeatSeconds = options.heartbeatSeconds ?? defaultHeartbeatSeconds(config);
+  const limits = httpLimitsOf(config.mon, HTTP_LIMIT_DEFAULTS.mon);
+  if (limits.idleTimeoutMs <= heartbeatSeconds * 1000 + 5000) {
+    // pilots keep their connection between heartbeats: closing it just as one is reused fails that call
+    logger.warn('[mon] idle_timeout should exceed the pilots\' heartbeat period by more than 5 s', {
+      idle_timeout: limits.idleTimeoutMs / 1000, heartbeat_seconds: heartbeatSeconds,
+    });
+  }
+  // where outputs may be staged and delivered (storage-roots.ts); a bad root is a ConfigError
+  const roots = StorageRoots.fromConfig(config);
+  const rootsWarning = roots.startupWarning();
+  if (rootsWarning) logger.warn(rootsWarning);
   const methods = createPilotMethods({
     db,
     batcher,
     siteTemp: config.system.site_temp,
-    heartbeatSeconds: options.heartbeatSeconds ?? defaultHeartbeatSeconds(config),
+    roots,
+    heartbeatSeconds,
     logger,
     onReceived: (m) => updates.inc({ method: m }),
     onRefused: (reason) => refused.inc({ reason }),
@@ -101,6 +114,7 @@ export async function createMonServer(options: MonServerOptions): Promise<MonSer
     name: 'mon',
     logger,
     bodyLimit: config.mon.body_limit,
+    limits,
     ...(config.mon.tls_cert && config.mon.tls_key ? { tls: { cert: config.mon.tls_cert, key: config.mon.tls_key } } : {}),
     methods,
     registry,
@@ -137,7 +151,8 @@ export async function createMonServer(options: MonServerOptions): Promise<MonSer
     },
     close() {
       closing ??= (async () => {
-        // calls in flight wait on the batcher, which keeps flushing until they are answered
+        // new calls are answered 503 / -32050 at once; calls in flight wait on the batcher, which
+        // keeps flushing until they are answered
         await rpc.close();
         await batcher.close();
       })();

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import {
-  ConflictError, RateLimitedError, TaskStatus, chunk, isMysql, now, recordHistory, sha256Hex, transition, withTransaction,
-  type Db, type Logger, type RpcMethod, type Trx,
+  ConflictError, RateLimitedError, StorageRoots, TaskStatus, ValidationError, chunk, coerceError, declaredOutputs, findTaskConfig, isMysql, now,
+  outputContext, recordHistory, sha256Hex, transition, withTransaction,
+  type DatasetConfig, type Db, type DeclaredOutput, type Logger, type RpcMethod, type Trx, type ValidationIssue,
 } from '@firn/core';
 import { ImmutableCache } from './immutable-cache';
 import { forUpdate, passkeyDigest, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
@@ -16,10 +17,19 @@ import { HEARTBEAT_COLUMNS, type HeartbeatColumn, type PendingUpdate, type Write
  * the commit); start / files / finish run their own transaction.
  *
  * Statistics rule: `pilot.stats` writes `task_stat` (a name's value replaces the earlier one);
- * the task's rows are folded into `dataset_stat` (n, sum, sum_sq, min, max) only by `pilot.finish
- * ok`, in the same transaction as PROCESSING → READYTOCOPY. `pilot.start` of a new attempt
- * (QUEUED → PROCESSING) deletes the rows an earlier attempt left. So a task's statistics count
- * once per attempt that finished ok, and never for a failed, evicted or reset attempt.
+ * firn-dh folds the task's rows into `dataset_stat` when the task reaches OK (core's
+ * dataset-stats.ts), never mon: a task whose copy fails and is retried counts once, when it is
+ * OK. `pilot.start` of a new attempt (QUEUED → PROCESSING) deletes the rows an earlier attempt left.
+ *
+ * Output locations are the server's (core's output-locations.ts): a pilot reports its outputs by
+ * the local names its task declares (data[] with movement output | both); mon derives each
+ * one's destination (url), staging location (temp_url) and type from the dataset config and
+ * stores those. A record naming anything else — an undeclared name, a url / temp_url / type
+ * that differs from the derivation, a location outside site temp and `[dh] destinations` — is
+ * refused with -32602 naming the field (`/files/0/local_name`), logged, counted (metrics reason
+ * `outputs`) and recorded in history (action `refuse`); the whole call is rolled back. A
+ * `pilot.finish ok` of a task some declared output of which was never stored ends the task
+ * ERROR (failures + 1) instead of READYTOCOPY: a refused output never yields an OK task.
  *
  * Black holes: `pilot.start` from a host whose node row is black-holed (node.blackholed_until
  * in the future, set by firn-dh) is refused with -32009 "host … is black-holed" and a history
@@ -52,7 +62,8 @@ export interface LogParams extends PilotAuth {
 }
 export interface OutputFile {
   local_name: string;
-  url: string;
+  /** Optional since the server derives it; when sent it must equal the derivation. */
+  url?: string;
   temp_url?: string | null;
   type?: 'permanent' | 'job_temp' | 'dataset_temp';
   size: number;
@@ -97,12 +108,14 @@ export interface PilotMethodsOptions {
   batcher: WriteBatcher;
   /** `[system] site_temp`, told to pilots. */
   siteTemp?: string;
+  /** Where outputs may be staged and delivered (default: site temp only, `[dh] destinations` unset). */
+  roots?: StorageRoots;
   /** How often pilots should heartbeat. */
   heartbeatSeconds: number;
   logger: Logger;
   /** Counts calls received and refused (metrics). */
   onReceived?: (method: string) => void;
-  onRefused?: (reason: 'stale' | 'backpressure') => void;
+  onRefused?: (reason: 'stale' | 'backpressure' | 'outputs') => void;
 }
 
 /** Longest error summary kept (characters; the column is TEXT). */
@@ -184,6 +197,7 @@ function sha256HexBuffer(b: Buffer): string {
 export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMethod> {
   const { db, batcher } = o;
   const mysql = isMysql(db);
+  const roots = o.roots ?? new StorageRoots({ siteTemp: o.siteTemp });
   const received = (m: string) => o.onReceived?.(m);
 
   /** Enqueue a batched update, counting refusals for the metrics. */
@@ -372,14 +386,111 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     },
   };
 
+  /** The outputs a task declares, with their locations as the server derives them. */
+  async function taskOutputs(trx: Trx, task: TaskRow): Promise<Map<string, DeclaredOutput>> {
+    const config = (await datasetConfig(task.dataset_id)) as DatasetConfig;
+    const taskConfig = findTaskConfig(config, task.name, Number(task.task_index));
+    if (!taskConfig || !(taskConfig.data ?? []).some((d) => d?.movement === 'output' || d?.movement === 'both')) return new Map();
+    const job = (await trx('job as j').join('dataset as d', 'd.id', 'j.dataset_id')
+      .select('j.job_index', 'j.args', 'd.jobs_submitted').where('j.id', task.job_id).first()) as
+      | { job_index: number; args: string | null; jobs_submitted: number } | undefined;
+    const args = parseJson(job?.args, {});
+    const ctx = outputContext({
+      config,
+      args: (args && typeof args === 'object' ? args : {}) as Record<string, unknown>,
+      at: { dataset: Number(task.dataset_id), job: Number(job?.job_index ?? 0), task: task.name },
+      jobsTotal: Number(job?.jobs_submitted ?? 0),
+      system: { heartbeat_seconds: o.heartbeatSeconds, ...(task.host ? { hostname: task.host } : {}) },
+      siteTemp: o.siteTemp,
+    });
+    return declaredOutputs(taskConfig, ctx, o.siteTemp);
+  }
+
+  /**
+   * Output files of a task, as mon derives them (one row per local_name: the last one wins; a
+   * repeated name replaces the row). Throws ValidationError (-32602) naming every bad field.
+   */
+  async function writeOutputFiles(trx: Trx, task: TaskRow, files: readonly OutputFile[]): Promise<void> {
+    if (files.length === 0) return;
+    const declared = await taskOutputs(trx, task);
+    const issues: ValidationIssue[] = [];
+    const byName = new Map<string, { f: OutputFile; url: string; temp_url: string; type: string }>();
+    files.forEach((f, i) => {
+      const at = `/files/${i}`;
+      const d = declared.get(f.local_name);
+      if (!d) {
+        const names = [...declared.keys()];
+        issues.push({ path: `${at}/local_name`, message: `${JSON.stringify(f.local_name)} is not an output task ${task.name} declares (${names.length ? names.map((n) => JSON.stringify(n)).join(', ') : 'none'})` });
+        return;
+      }
+      if ('error' in d) {
+        issues.push({ path: `${at}/local_name`, message: `output ${JSON.stringify(f.local_name)} has no location: ${d.error}` });
+        return;
+      }
+      const l = d.location;
+      if (f.url !== undefined && f.url !== l.url) issues.push({ path: `${at}/url`, message: 'differs from the destination the dataset config gives' });
+      if (f.temp_url !== undefined && f.temp_url !== null && f.temp_url !== l.temp_url) issues.push({ path: `${at}/temp_url`, message: 'differs from the staging location the dataset config gives' });
+      if (f.type !== undefined && f.type !== l.type) issues.push({ path: `${at}/type`, message: `differs from the dataset config's type ${l.type}` });
+      const destWhy = roots.destinationRefusal(l.url);
+      if (destWhy) issues.push({ path: `${at}/url`, message: destWhy });
+      const tempWhy = l.temp_url === l.url ? null : roots.stagingRefusal(l.temp_url);
+      if (tempWhy) issues.push({ path: `${at}/temp_url`, message: tempWhy });
+      byName.set(f.local_name, { f, url: l.url, temp_url: l.temp_url, type: l.type });
+    });
+    if (issues.length) throw new ValidationError('output files refused', issues);
+    const t = now();
+    for (const names of chunk([...byName.keys()], 500)) {
+      await trx('file').where({ task_id: task.id, kind: 'output' }).whereIn('local_name', names).delete();
+    }
+    const rows = [...byName.values()].map(({ f, url, temp_url, type }) => ({
+      dataset_id: task.dataset_id, job_id: task.job_id, task_id: task.id, kind: 'output',
+      local_name: f.local_name, url, temp_url, type,
+      size: f.size, md5: f.md5.toLowerCase(), sha256: f.sha256.toLowerCase(), state: 'STAGED', error: null,
+      created_at: t, updated_at: t,
+    }));
+    for (const part of chunk(rows, 200)) await trx('file').insert(part);
+  }
+
+  /** Why a finished-ok task cannot be READYTOCOPY (a declared output never stored), or null. */
+  async function missingOutputs(trx: Trx, task: TaskRow): Promise<string | null> {
+    const declared = await taskOutputs(trx, task);
+    if (declared.size === 0) return null;
+    const stored = new Set(((await trx('file').select('local_name').where({ task_id: task.id, kind: 'output' })) as Array<{ local_name: string }>).map((r) => r.local_name));
+    const missing = [...declared.keys()].filter((n) => !stored.has(n));
+    if (missing.length === 0) return null;
+    return `output${missing.length === 1 ? '' : 's'} ${missing.slice(0, 10).map((n) => JSON.stringify(n)).join(', ')} never stored (not reported, or refused by mon)`;
+  }
+
+  /** Run a pilot.files / pilot.finish write; a refused output record is logged, counted and kept in history. */
+  async function refusingOutputs<T>(taskId: number, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ValidationError) {
+        o.onRefused?.('outputs');
+        o.logger.warn('output files refused', { task: taskId, issues: e.issues.slice(0, 20) });
+        // the call itself was rolled back; the refusal is kept on its own (best effort)
+        await withTransaction(db, async (trx) => {
+          const row = (await trx('task').select('dataset_id').where({ id: taskId }).first()) as { dataset_id: number } | undefined;
+          if (!row) return;
+          await recordHistory(trx, {
+            entity: 'task', entityId: taskId, datasetId: Number(row.dataset_id), action: 'refuse', actor: 'mon',
+            reason: e.message.slice(0, 1000),
+          });
+        }).catch((err: unknown) => o.logger.warn('could not record the refusal', { task: taskId, error: coerceError(err).message }));
+      }
+      throw e;
+    }
+  }
+
   const files: RpcMethod<FilesParams, { ok: true }> = {
     handler: (p) => guarded(async () => {
       received('pilot.files');
       const digest = passkeyDigest(p.passkey);
-      await withTransaction(db, async (trx) => {
+      await refusingOutputs(p.task_id, () => withTransaction(db, async (trx) => {
         const task = await lockTask(trx, p.task_id, digest, [TaskStatus.PROCESSING]);
         await writeOutputFiles(trx, task, p.files);
-      });
+      }));
       return { ok: true as const };
     }),
   };
@@ -390,8 +501,9 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
       const digest = passkeyDigest(p.passkey);
       // everything this task sent before finishing is written first (its stats are folded below)
       await batcher.flushTask(p.task_id);
-      const status = await withTransaction(db, async (trx): Promise<TaskStatus> => {
-        const after = p.ok ? AFTER_OK : AFTER_FAIL;
+      const status = await refusingOutputs(p.task_id, () => withTransaction(db, async (trx): Promise<TaskStatus> => {
+        // (a finish ok whose outputs were missing ended ERROR: its retry gets that answer too)
+        const after = p.ok ? [...AFTER_OK, TaskStatus.ERROR] : AFTER_FAIL;
         const task = await lockTask(trx, p.task_id, digest, [TaskStatus.PROCESSING, ...after]);
         // a retried finish (its answer was lost) whose outcome was already recorded: same answer
         if (task.status !== TaskStatus.PROCESSING) return task.status as TaskStatus;
@@ -404,23 +516,25 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
         if (carried.length) await batcher.apply(trx, carried, () => Number(task.dataset_id));
         const t = now();
         const resources = pickResources(p.resources);
-        if (p.ok) {
+        const missing = p.ok ? await missingOutputs(trx, task) : null;
+        const ok = p.ok && !missing;
+        if (ok) {
           await transition(trx, {
             taskIds: [task.id], from: TaskStatus.PROCESSING, to: TaskStatus.READYTOCOPY, by: 'mon', actor: 'mon',
             reason: 'pilot finished ok', set: { ...resources, finished_at: t, last_heartbeat_at: t },
           });
-          await foldTaskStats(trx, task.id, task.dataset_id, mysql);
         } else {
-          const summary = (p.error && p.error.trim() ? p.error : 'pilot reported failure').slice(0, ERROR_SUMMARY_MAX);
+          const fallback = missing ?? 'pilot reported failure';
+          const summary = (!p.ok && p.error && p.error.trim() ? p.error : fallback).slice(0, ERROR_SUMMARY_MAX);
           await transition(trx, {
             taskIds: [task.id], from: TaskStatus.PROCESSING, to: TaskStatus.ERROR, by: 'mon', actor: 'mon',
             reason: summary.slice(0, 1000),
             set: { ...resources, finished_at: t, last_heartbeat_at: t, error_summary: summary, failures: trx.raw('failures + 1') },
           });
         }
-        if (task.host) await recordNodeOutcome(trx, task.host, task.grid_id, p.ok, mysql);
-        return p.ok ? TaskStatus.READYTOCOPY : TaskStatus.ERROR;
-      });
+        if (task.host) await recordNodeOutcome(trx, task.host, task.grid_id, ok, mysql);
+        return ok ? TaskStatus.READYTOCOPY : TaskStatus.ERROR;
+      }));
       if (p.ok) o.logger.debug('pilot finished', { task: p.task_id, ok: true, status });
       else o.logger.info('pilot finished: task failed', { task: p.task_id, ok: false, status });
       return { status };
@@ -435,43 +549,6 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     'pilot.files': files,
     'pilot.finish': finish,
   };
-}
-
-/** Output files of a task (one row per local_name: the last one wins; a repeated name replaces the row). */
-async function writeOutputFiles(trx: Trx, task: TaskRow, files: readonly OutputFile[]): Promise<void> {
-  const byName = new Map<string, OutputFile>();
-  for (const f of files) byName.set(f.local_name, f);
-  if (byName.size === 0) return;
-  const t = now();
-  for (const names of chunk([...byName.keys()], 500)) {
-    await trx('file').where({ task_id: task.id, kind: 'output' }).whereIn('local_name', names).delete();
-  }
-  const rows = [...byName.values()].map((f) => ({
-    dataset_id: task.dataset_id, job_id: task.job_id, task_id: task.id, kind: 'output',
-    local_name: f.local_name, url: f.url, temp_url: f.temp_url ?? null, type: f.type ?? 'permanent',
-    size: f.size, md5: f.md5.toLowerCase(), sha256: f.sha256.toLowerCase(), state: 'STAGED', error: null,
-    created_at: t, updated_at: t,
-  }));
-  for (const part of chunk(rows, 200)) await trx('file').insert(part);
-}
-
-/**
- * Add the task's statistics to its dataset's aggregates (n, sum, sum_sq, min, max), in SQL: one
- * INSERT … SELECT from task_stat, in name order (two tasks of one dataset finishing together
- * lock dataset_stat rows in the same order).
- */
-export async function foldTaskStats(trx: Trx, taskId: number, datasetId: number, mysql: boolean): Promise<void> {
-  const sql = mysql
-    ? `INSERT INTO dataset_stat (dataset_id, name, n, \`sum\`, sum_sq, \`min\`, \`max\`)
-       SELECT ?, s.name, 1, s.value, s.value * s.value, s.value, s.value FROM task_stat s WHERE s.task_id = ? ORDER BY s.name
-       ON DUPLICATE KEY UPDATE n = dataset_stat.n + VALUES(n), \`sum\` = dataset_stat.\`sum\` + VALUES(\`sum\`),
-       sum_sq = dataset_stat.sum_sq + VALUES(sum_sq), \`min\` = LEAST(dataset_stat.\`min\`, VALUES(\`min\`)),
-       \`max\` = GREATEST(dataset_stat.\`max\`, VALUES(\`max\`))`
-    : `INSERT INTO dataset_stat (dataset_id, name, n, "sum", sum_sq, "min", "max")
-       SELECT ?, s.name, 1, s.value, s.value * s.value, s.value, s.value FROM task_stat s WHERE s.task_id = ? ORDER BY s.name
-       ON CONFLICT (dataset_id, name) DO UPDATE SET n = dataset_stat.n + excluded.n, "sum" = dataset_stat."sum" + excluded."sum",
-       sum_sq = dataset_stat.sum_sq + excluded.sum_sq, "min" = MIN(dataset_stat."min", excluded."min"), "max" = MAX(dataset_stat."max", excluded."max")`;
-  await trx.raw(sql, [datasetId, taskId]);
 }
 
 /** Count the outcome for the worker node (black-hole detection reads ok/fail counts and `recent`). */

@@ -10,6 +10,7 @@
  * only place in the pilot that reaches into core.
  */
 export { evaluate, expandConfig, type ExpressionContext } from '../../core/src/expression-parser';
+export { joinUrl, outputLocation, resolveRemote as resolveRemoteUrl, OutputLocationError } from '../../core/src/output-locations';
 export { checksumFile, checksumStream, checksumBuffer, checksumMismatches, type Checksums } from '../../core/src/checksums';
 export { RpcClient, RpcError, RpcTransportError, isRetryableRpcFailure, type RpcClientOptions } from '../../core/src/rpc-client';
 export { FirnError, TransferError, ConfigError, RpcErrorCode, coerceError } from '../../core/src/errors';

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MetaprojectCache, parseChecksum, unpackArchive } from './cache';
-import { FirnError, checksumFile, coerceError, expandConfig, type ExpressionContext, type Logger } from './core-pure';
+import { FirnError, checksumFile, coerceError, expandConfig, outputLocation, resolveRemoteUrl, type ExpressionContext, type Logger } from './core-pure';
 import type { PilotLogger } from './logger';
 import { AbortedError, ModuleExitError, addStats, moduleFor, parseStats, type ModuleContext } from './modules';
 import { ResourceLimitError, readTail, timeLimitReached, type Limits, type Sample } from './process-runner';
@@ -38,7 +38,7 @@ import type {
 } from './protocol';
 import { MonUnreachableError, StalePasskeyError, type Reporter } from './reporter';
 import { diskUsage, gpuUtilization } from './resources';
-import { Stager, joinUrl, redactUrl, urlScheme, type StagerOptions } from './staging';
+import { Stager, redactUrl, urlScheme, type StagerOptions } from './staging';
 
 const MB = 1024 * 1024;
 /** Bytes of each stdout/stderr uploaded to mon. */
@@ -125,11 +125,13 @@ export function findTask(config: DatasetConfig, name: string, index: number): Ta
   return t;
 }
 
-/** Where a data entry's `remote` lives: a URL as-is, a relative path under site_temp. */
+/** Where a data entry's `remote` lives: a URL as-is, a relative path under site_temp (core's output-locations.ts). */
 export function resolveRemote(remote: string, siteTemp: string | undefined): string {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(remote)) return remote;
-  if (!siteTemp) throw new TaskFailedError(`data remote ${JSON.stringify(remote)} is relative but the site has no [system] site_temp`);
-  return joinUrl(siteTemp, remote);
+  try {
+    return resolveRemoteUrl(remote, siteTemp);
+  } catch (e) {
+    throw new TaskFailedError(coerceError(e).message);
+  }
 }
 
 /** A scratch-relative path that stays inside the scratch directory. */
@@ -373,12 +375,16 @@ export async function runPilot(opts: PilotOptions): Promise<PilotOutcome> {
       const file = insideScratch(work, entry.local);
       if (!fs.existsSync(file)) throw new TaskFailedError(`output ${entry.local} was not produced`);
       const sums = await checksumFile(file);
-      const url = entry.remote ? resolveRemote(entry.remote, siteTemp) : undefined;
-      const temp = siteTemp ? joinUrl(siteTemp, String(t.dataset_id), String(t.job_index), t.name, entry.local) : url;
-      if (!temp) throw new TaskFailedError(`output ${entry.local} has no remote and the site has no site_temp`);
-      log.info('staging output', { local: entry.local, to: redactUrl(temp), size: sums.size });
-      await stager.upload(file, temp, sums);
-      outputs.push({ local_name: entry.local, url: url ?? temp, temp_url: temp, type: entry.type ?? 'permanent', size: sums.size, md5: sums.md5, sha256: sums.sha256 });
+      // the same derivation firn-mon applies to what we report (core's output-locations.ts)
+      let loc: ReturnType<typeof outputLocation>;
+      try {
+        loc = outputLocation(entry, siteTemp, { dataset: t.dataset_id, job: t.job_index, task: t.name });
+      } catch (e) {
+        throw new TaskFailedError(coerceError(e).message);
+      }
+      log.info('staging output', { local: entry.local, to: redactUrl(loc.temp_url), size: sums.size });
+      await stager.upload(file, loc.temp_url, sums);
+      outputs.push({ local_name: entry.local, url: loc.url, temp_url: loc.temp_url, type: loc.type, size: sums.size, md5: sums.md5, sha256: sums.sha256 });
     }
   } catch (e) {
     if (stale || ac.signal.aborted) {

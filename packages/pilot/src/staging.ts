@@ -15,7 +15,7 @@ import { PassThrough, Transform, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Client, ConnectConfig, SFTPWrapper } from 'ssh2';
-import { TransferError, checksumMismatches, checksumStream, coerceError, hostKeyCheck, type Checksums, type HostKeyCheck, type Logger } from './core-pure';
+import { TransferError, checksumMismatches, checksumStream, coerceError, hostKeyCheck, joinUrl as coreJoinUrl, type Checksums, type HostKeyCheck, type Logger } from './core-pure';
 
 /** Checksums a file is expected to have; any subset (all absent = not checked). */
 export interface ExpectedChecksums {
@@ -55,11 +55,13 @@ export interface StagerOptions {
 /** A failure retrying will not fix (missing source, refused credentials). */
 export class PermanentTransferError extends TransferError {}
 
-/** Join a base URL and path parts, encoding each part's segments. */
+/** Join a base URL and path parts, encoding each part's segments (core's output-locations.ts rule). */
 export function joinUrl(base: string, ...parts: Array<string | number>): string {
-  const segs = parts.flatMap((p) => String(p).split('/')).filter((s) => s !== '' && s !== '.');
-  if (segs.some((s) => s === '..')) throw new TransferError(`refusing ".." in a staged path: ${parts.join('/')}`);
-  return `${base.replace(/\/+$/, '')}/${segs.map(encodeURIComponent).join('/')}`;
+  try {
+    return coreJoinUrl(base, ...parts);
+  } catch (e) {
+    throw new TransferError(coerceError(e).message);
+  }
 }
 
 /** What kind of location a URL (or a plain path) names. */

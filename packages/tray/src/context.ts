@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ForbiddenError, authenticate, getDatasetOwner, hasRole, requireRole,
+  ForbiddenError, StorageRoots, authenticate, getDatasetOwner, hasRole, requireRole,
   type AuthUser, type Db, type DbOrTrx, type FirnConfig, type Logger, type Role, type RpcContext, type RpcMethod, type TraySection,
 } from '@firn/core';
 import type { LdapAuthenticator } from './ldap';
@@ -14,13 +14,15 @@ import type { LoginLimiter } from './login-limiter';
 export interface TrayConfig extends TraySection {
   fetch_ca?: string;
   fetch_max_bytes: number;
+  /** `[system] site_temp` and `[dh] destinations`: where a dataset's outputs may go (dataset.submit checks). */
+  roots?: StorageRoots;
 }
 
 export const DEFAULT_FETCH_MAX_BYTES = 16 * 1024 * 1024;
 
 export function trayConfigOf(config: FirnConfig): TrayConfig {
   const t = config.tray as TrayConfig;
-  return { ...t, fetch_max_bytes: t.fetch_max_bytes ?? DEFAULT_FETCH_MAX_BYTES };
+  return { ...t, fetch_max_bytes: t.fetch_max_bytes ?? DEFAULT_FETCH_MAX_BYTES, roots: StorageRoots.fromConfig(config) };
 }
 
 /** What every tray method needs. */

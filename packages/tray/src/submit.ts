@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import {
   ConflictError, DatasetStatus, ExpressionError, JobStatus, TaskStatus, ValidationError, actorOf,
-  chunk, configHash, defaultRequirements, evaluate, getDatasetConfig, resolveRetryPolicy, isMysql, now, recordHistory, validateDatasetConfig, withTransaction,
-  type AuthUser, type DatasetConfig, type Db, type DbOrTrx, type Requirements as RequirementSpec, type Logger, type RpcContext, type Trx, type ValidationIssue,
+  chunk, coerceError, configHash, defaultRequirements, evaluate, getDatasetConfig, hasExpressions, isUrl, resolveRemote, resolveRetryPolicy, isMysql, now, recordHistory, validateDatasetConfig, withTransaction,
+  type AuthUser, type DatasetConfig, type Db, type DbOrTrx, type Requirements as RequirementSpec, type Logger, type RpcContext, type StorageRoots, type Trx, type ValidationIssue,
 } from '@firn/core';
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
 import { assertLive } from './datasets';
@@ -227,6 +227,8 @@ export interface SubmitOptions {
   logger?: Logger;
   /** Jobs per round of inserts (default JOB_BATCH). */
   jobBatch?: number;
+  /** Where outputs may be delivered (firn-tray passes `[dh] destinations` + `[system] site_temp`); unset: not checked. */
+  roots?: StorageRoots;
 }
 
 export interface SubmitResult {
@@ -253,6 +255,45 @@ async function fetchExternalModules(cfg: DatasetCfg, options: FetchOptions): Pro
   );
   for (const [url, where] of pending) fetched.set(url, await fetchModule(url, options, where));
   return fetched;
+}
+
+/**
+ * Refuse a dataset whose output `remote`s (data[] movement output | both) fall outside the
+ * storage roots (storage-roots.ts), naming each one's path. A remote is evaluated as far as it
+ * can be at submission — steering and site temp known, `$(dataset)` / `$(job)` as 0, `$args`
+ * left alone — and one that still holds an expression is left to firn-mon, which checks every
+ * task's derived locations (the authority; this is early feedback). Relative remotes resolve
+ * under site temp and are always inside.
+ */
+function checkOutputDestinations(cfg: DatasetCfg, roots: StorageRoots, jobsTotal: number): void {
+  const issues: ValidationIssue[] = [];
+  const steering = (cfg.steering?.parameters ?? {}) as Record<string, unknown>;
+  const siteTemp = roots.siteTempUrl;
+  cfg.tasks.forEach((task, ti) =>
+    (task.data ?? []).forEach((d, di) => {
+      if (d.movement !== 'output' && d.movement !== 'both') return;
+      let remote: string;
+      try {
+        remote = evaluate(d.remote, { steering, system: siteTemp ? { site_temp: siteTemp } : {}, dataset: 0, job: 0, task: task.name, jobs_total: jobsTotal, iter: 0 }, { keepUnresolved: true });
+      } catch {
+        return; // expression errors are reported where the config is validated, or at run time
+      }
+      if (remote === '' || hasExpressions(remote)) return;
+      let url = remote;
+      if (!isUrl(remote)) {
+        if (!siteTemp) return; // firn-mon refuses it (no site temp to resolve it under)
+        try {
+          url = resolveRemote(remote, siteTemp);
+        } catch (e) {
+          issues.push({ path: configPath('tasks', ti, 'data', di, 'remote'), message: coerceError(e).message });
+          return;
+        }
+      }
+      const why = roots.destinationRefusal(url);
+      if (why) issues.push({ path: configPath('tasks', ti, 'data', di, 'remote'), message: why });
+    }),
+  );
+  if (issues.length) throw new ValidationError('output destination outside the storage roots', issues);
 }
 
 /** Validate and create a dataset; the function behind dataset.submit (and the benchmark). */
@@ -296,6 +337,7 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
     return { index, name: task.name, hasDeps: (task.depends ?? []).length > 0, spec, constant, relId: 0 };
   });
 
+  if (options.roots) checkOutputDestinations(cfg, options.roots, jobsTotal);
   const modules = await fetchExternalModules(cfg, options.fetch);
   const actor = actorOf(options.user);
   const hash = configHash(params.config);
@@ -491,7 +533,7 @@ export function submitMethods(ctx: TrayContext): Methods {
     'dataset.submit': {
       handler: async (p: SubmitParams, rpc: RpcContext) => {
         const user = await caller(ctx, rpc, 'manager');
-        return submitDataset(ctx.db, p, { user, fetch: fetchOptionsOf(ctx), logger: ctx.logger });
+        return submitDataset(ctx.db, p, { user, fetch: fetchOptionsOf(ctx), logger: ctx.logger, ...(ctx.tray.roots ? { roots: ctx.tray.roots } : {}) });
       },
     },
     'dataset.add_jobs': {

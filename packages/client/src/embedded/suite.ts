@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  connect, createUser, loadConfig, randomSecret, redactDbUrl, type Db, type FirnConfig, type Logger, type RawConfig,
+  StorageRoots, connect, createUser, loadConfig, randomSecret, redactDbUrl, type Db, type FirnConfig, type Logger, type RawConfig,
 } from '@firn/core';
 import { DhDaemon } from '@firn/dh';
 import { startMon, type RunningMon } from '@firn/mon';
@@ -76,11 +76,16 @@ function defaults(o: EmbeddedOptions): RawConfig {
       capabilities: JSON.stringify(capabilities),
       lease_seconds: 60,
     },
-    dh: { schedule, heartbeat_timeout: 600, retention_days: 7 },
+    // outputs may be delivered anywhere under the data directory (storage-roots.ts)
+    // one host runs everything: a black hole there stops all production, so it lasts a minute, not an hour
+    dh: { schedule, heartbeat_timeout: 600, retention_days: 7, destinations: `file://${data}`, blackhole_cooldown: EMBEDDED_BLACKHOLE_COOLDOWN },
     system: { data, site_temp: `file://${path.join(data, 'site-temp')}`, scratch: path.join(data, 'scratch') },
     log: { format: 'text' },
   };
 }
+
+/** `[dh] blackhole_cooldown` of `firn up` (s) unless its config file says otherwise. */
+export const EMBEDDED_BLACKHOLE_COOLDOWN = 60;
 
 /** Start everything; resumes whatever the data directory's database holds. */
 export async function startEmbedded(o: EmbeddedOptions): Promise<EmbeddedSuite> {
@@ -117,7 +122,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<EmbeddedSuite> 
     // pilots must be told the port mon really listens on (0 = any free port)
     config.mon.url = mon.url;
 
-    const dh = new DhDaemon({ db, config: config.dh, logger });
+    const dh = new DhDaemon({ db, config: config.dh, logger, roots: StorageRoots.fromConfig(config) });
     dh.start();
     opened.push(() => dh.stop());
 

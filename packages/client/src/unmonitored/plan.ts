@@ -16,6 +16,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   expandConfig,
+  joinUrl as coreJoinUrl,
+  outputLocation,
   resolveRequirements,
   topoOrder,
   type DataEntry,
@@ -85,12 +87,8 @@ export interface RunPlan {
   warnings: string[];
 }
 
-/** Same rule as the pilot's joinUrl: segments split on `/`, each percent-encoded; `..` refused. */
-export function joinUrl(base: string, ...parts: Array<string | number>): string {
-  const segs = parts.flatMap((p) => String(p).split('/')).filter((s) => s !== '' && s !== '.');
-  if (segs.some((s) => s === '..')) throw new Error(`".." in a staged path: ${parts.join('/')}`);
-  return `${base.replace(/\/+$/, '')}/${segs.map(encodeURIComponent).join('/')}`;
-}
+/** The pilot's and firn-mon's rule (core's output-locations.ts): segments split on `/`, each percent-encoded; `..` refused. */
+export const joinUrl = coreJoinUrl;
 
 /** A file:// URL (or a plain path) as an absolute path; null for other schemes. */
 export function localPathOf(url: string): string | null {
@@ -126,8 +124,7 @@ function placeOutput(
     return { unpromoted: { local: entry.local, url: entry.remote, why: `cannot be resolved before the job runs (${(err as Error).message})` } };
   }
   if (!e.remote) return {};
-  const temp = joinUrl(siteTemp, String(dataset), String(job), task, e.local);
-  const url = /^[a-z][a-z0-9+.-]*:/i.test(e.remote) ? e.remote : joinUrl(siteTemp, e.remote);
+  const { url, temp_url: temp } = outputLocation(e, siteTemp, { dataset, job, task });
   const from = localPathOf(temp) as string;
   const to = localPathOf(url);
   if (to === null) return { unpromoted: { local: e.local, url, why: 'the destination is not a local path (left at its staged location)' } };

@@ -1,9 +1,23 @@
 import { NODE_RECENT_LENGTH, blackholedHosts, isBlackholed, recentFailures, recordNodeOutcome, recordNodeOutcomes } from '@firn/core';
 import { DhDaemon } from '@firn/dh';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
-import { dhConfig } from './fixtures';
+import { dhConfig, insertDataset } from './fixtures';
 
 const outcomes = (host: string, pattern: string) => [...pattern].map((c) => ({ host, gridId: null, ok: c === 'O' }));
+
+/**
+ * Task rows as the evidence firn-dh reads: one dataset whose tasks' last runs were on the
+ * given hosts, `F` failed (ERROR), `O` succeeded (OK), `W` failed and waiting for a retry.
+ */
+async function evidence(db: TestDb['db'], runs: Record<string, string>, now = Date.now()): Promise<number> {
+  const plan = Object.entries(runs).flatMap(([host, pattern]) => [...pattern].map((c) => ({ host, c })));
+  const f = await insertDataset(db, { jobs: plan.length, status: (j) => ({ F: 'ERROR', O: 'OK', W: 'WAITING' } as const)[plan[j]!.c as 'F'] });
+  for (const [j, ids] of f.taskIds.entries()) {
+    const p = plan[j]!;
+    await db('task').whereIn('id', ids).update({ host: p.host, status_changed_at: now, failures: p.c === 'O' ? 0 : 1 });
+  }
+  return f.datasetId;
+}
 
 test('recentFailures counts F in the last window outcomes', () => {
   expect(recentFailures('FFFFOOOOOO', 10)).toBe(4);
@@ -42,6 +56,10 @@ describe.each(DB_KINDS)('black holes on %s', (kind) => {
     const dh = new DhDaemon({ db: t.db, config: dhConfig({ blackhole_window: 10, blackhole_threshold: 8, blackhole_cooldown: 3600 }), now: () => now });
     try {
       await t.db('node').del(); // the nodes of the test above
+      // the same dataset did fine elsewhere; wn-flaky fails two datasets
+      await evidence(t.db, { 'wn-bad': 'FFFFFFFF', 'wn-good': 'OOOOOOOOOF', 'wn-other': 'OOOO' }, now);
+      await evidence(t.db, { 'wn-flaky': 'FF' }, now);
+      await evidence(t.db, { 'wn-flaky': 'WO', 'wn-good': 'OO' }, now);
       await recordNodeOutcomes(t.db, [...outcomes('wn-bad', 'OOOOFFFFFFFOF'), ...outcomes('wn-flaky', 'OOOFFFFFFF'), ...outcomes('wn-good', 'FFFFFFFFFFOOOOOOOOOO')], now);
       // wn-bad: last 10 = OFFFFFFFOF → 8 failures; wn-flaky: 7; wn-good: 0 in its last 10
       const hits = await dh.runCycle('blackholes');
@@ -53,7 +71,7 @@ describe.each(DB_KINDS)('black holes on %s', (kind) => {
       expect(Number(node.blackholed_until)).toBe(now + 3600_000);
       const h = await t.db('history').where({ entity: 'node', entity_id: node.id }).first();
       expect(h).toMatchObject({ action: 'blackhole', actor: 'dh' });
-      expect(h.reason).toMatch(/^wn-bad: 8 of its last 10 tasks failed \(threshold 8\); excluded until /);
+      expect(h.reason).toMatch(/^wn-bad: 8 of its last 10 tasks failed \(threshold 8\); dataset \d+: 8 of 8 tasks failed here, 1 of 14 on other hosts; excluded until /);
 
       // not reported twice
       now += 1000;
@@ -67,6 +85,27 @@ describe.each(DB_KINDS)('black holes on %s', (kind) => {
       await recordNodeOutcome(t.db, 'wn-flaky', null, false, now);
       expect((await dh.runCycle('blackholes')).map((x) => x.hostname)).toEqual(['wn-flaky']);
       expect(await blackholedHosts(t.db, now)).toEqual(['wn-flaky']);
+    } finally {
+      await dh.stop();
+    }
+  });
+
+  test('judged fairly: the only host that ran a failing dataset, or a dataset failing everywhere, is not a black hole', async () => {
+    const now = Date.now() + 5000;
+    const dh = new DhDaemon({ db: t.db, config: dhConfig({ blackhole_window: 10, blackhole_threshold: 8, blackhole_cooldown: 3600 }), now: () => now });
+    try {
+      await t.db('node').del();
+      // a one-host grid (firn up): a user bug fails the odd jobs, retried over and over
+      await evidence(t.db, { 'solo-1': 'FWFWFOOOOO' }, now);
+      // a dataset that fails half the time on every host of a bigger grid
+      await evidence(t.db, { 'wn-1': 'FFFFFO', 'wn-2': 'FFFOOO', 'wn-3': 'FFOO' }, now);
+      await recordNodeOutcomes(t.db, [...outcomes('solo-1', 'FFFFFFFFFF'), ...outcomes('wn-1', 'FFFFFFFFFO')], now);
+      expect(await dh.runCycle('blackholes')).toEqual([]);
+      expect(await blackholedHosts(t.db, now)).toEqual([]);
+      // a second dataset failing on it too: now its failures are its own
+      await evidence(t.db, { 'solo-1': 'F' }, now);
+      await recordNodeOutcomes(t.db, outcomes('solo-1', 'F'), now + 1);
+      expect((await dh.runCycle('blackholes')).map((h) => [h.hostname, h.evidence])).toEqual([['solo-1', expect.stringMatching(/^it failed tasks of 2 datasets/)]]);
     } finally {
       await dh.stop();
     }

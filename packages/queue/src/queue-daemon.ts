@@ -6,9 +6,11 @@
  *                   EVICTED, batch-reported failure → ERROR (PROCESSING) / EVICTED (QUEUED),
  *                   with the batch system's reason; evictions/failures counted
  *   3. cleanQ     — cancel batch jobs whose task is no longer active
- *   4. recover    — claims whose lease expired (a daemon died between claim and submit):
- *                   adopt the batch job carrying the task id if there is one (QUEUEING →
- *                   QUEUED), else give the task back (QUEUEING → WAITING) — never duplicate
+ *   4. recover    — claims whose lease expired (a daemon died between claim and submit), and
+ *                   in the first cycle this instance's own claims an earlier run left unsubmitted
+ *                   (task.claimed_by; no need to wait for their lease): adopt the batch job
+ *                   carrying the task id if there is one (QUEUEING → QUEUED), else give the
+ *                   task back (QUEUEING → WAITING) — never duplicate
  *   5. claim      — up to min(max_queued − queued, max_submit_per_cycle) tasks that fit;
  *                   nothing while the plugin's only worker host (local) is black-holed
  *   6. submit     — per group of identical requirements: passkey files (0600), writeConfig,
@@ -18,6 +20,7 @@
  *   7. last_cycle — durations and counts on the grid row
  */
 import crypto from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import {
@@ -50,6 +53,7 @@ import {
   type SubmitTask,
 } from './plugins/plugin';
 import type { QueueSettings } from './queue-settings';
+import { SubmitDirLock } from './submit-dir-lock';
 
 export type CrashPoint = 'after-claim' | 'after-submit';
 export const CRASH_POINTS: readonly CrashPoint[] = ['after-claim', 'after-submit'];
@@ -69,6 +73,11 @@ export interface QueueDaemonOptions {
   lostGraceMs?: number;
   /** Test hook (crash-safety tests): SIGKILL this process at that point of the cycle. */
   crashAt?: CrashPoint;
+  /**
+   * Take the exclusive lock on the submit directory in init() (default true; see
+   * submit-dir-lock.ts). Off only for in-process tests that never touch a submit directory.
+   */
+  lockSubmitDir?: boolean;
   now?: () => number;
 }
 
@@ -105,6 +114,9 @@ interface GridRow {
 }
 
 /** What reconcile does with one task, given its batch job's status (pure). */
+/** A batch job's state/reason saying it exceeded its own memory or time limits (the payload's requirements). */
+const HIT_LIMITS = /OUT_OF_MEMORY|\bOOM|TIMEOUT|DEADLINE|memory|time limit|wall ?time|h_rt|h_vmem|mem_free|exit 137\b/i;
+
 export function judgeBatchJob(
   task: { status: TaskStatus; statusChangedAt: number },
   job: Pick<BatchJobStatus, 'state' | 'rawState' | 'reason' | 'exitCode'>,
@@ -117,13 +129,19 @@ export function judgeBatchJob(
   switch (job.state) {
     case BatchState.QUEUED:
     case BatchState.RUNNING:
+    case BatchState.UNOBSERVED: // not confirmed either way: asked again next cycle, never declared lost
       return null;
     case BatchState.CANCELLED:
       return { to: TaskStatus.EVICTED, reason: `batch job cancelled (${detail})` };
     case BatchState.FAILED:
-      return task.status === TaskStatus.PROCESSING
+      // A pilot reports a module's failure itself (mon makes the task ERROR), so a running task
+      // whose batch job failed lost its pilot: payload only when the job hit the limits its
+      // requirements set (memory, time: ERROR, failures + 1, so bump rules apply); otherwise an
+      // infrastructure fault (node failure, pilot could not reach mon) — EVICTED, evictions + 1.
+      if (task.status !== TaskStatus.PROCESSING) return { to: TaskStatus.EVICTED, reason: `batch job failed before the pilot started: ${detail}` };
+      return HIT_LIMITS.test(detail)
         ? { to: TaskStatus.ERROR, reason: `batch system reports failure: ${detail}` }
-        : { to: TaskStatus.EVICTED, reason: `batch job failed before the pilot started: ${detail}` };
+        : { to: TaskStatus.EVICTED, reason: `batch job failed without the pilot's report: ${detail}` };
     case BatchState.COMPLETED:
     case BatchState.UNKNOWN:
     default:
@@ -182,6 +200,11 @@ export class QueueDaemon {
   private readonly now: () => number;
   private readonly lostGraceMs: number;
   private readonly owner: string;
+  /** This daemon instance (`task.claimed_by`): `<host>:<submit_dir>`, unique among live daemons (the lock). */
+  readonly instance: string;
+  private readonly lock: SubmitDirLock | null;
+  /** The first cycle also gives back this instance's claims left by an earlier run (never submitted). */
+  private releaseOwnClaims = true;
   private gridId = 0;
   private cron: ScheduledTask | null = null;
   private cycle: Promise<CycleReport> | null = null;
@@ -203,6 +226,9 @@ export class QueueDaemon {
     this.now = opts.now ?? Date.now;
     this.lostGraceMs = opts.lostGraceMs ?? 10_000;
     this.owner = `queue:${opts.settings.grid}`;
+    const instance = `${os.hostname()}:${opts.settings.submitDir}`;
+    this.instance = instance.length <= 255 ? instance : `${os.hostname().slice(0, 100)}:sha256:${crypto.createHash('sha256').update(instance).digest('hex')}`;
+    this.lock = opts.lockSubmitDir === false ? null : new SubmitDirLock(opts.executor, opts.settings.submitDir);
   }
 
   /** The grid row's id (after init()). */
@@ -210,8 +236,25 @@ export class QueueDaemon {
     return this.gridId;
   }
 
-  /** Find or create this grid's row; config (plugin, capabilities when given) wins over the row. */
+  /**
+   * Take the submit directory's lock (SubmitDirLockedError naming the holder when another live
+   * daemon has it), then find or create this grid's row.
+   */
   async init(): Promise<number> {
+    if (this.lock && !this.lock.isHeld) {
+      await this.lock.acquire();
+      this.logger.info('submit directory locked', { file: this.lock.file, instance: this.instance });
+    }
+    try {
+      return await this.initGrid();
+    } catch (e) {
+      await this.lock?.release().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Find or create this grid's row; config (plugin, capabilities when given) wins over the row. */
+  private async initGrid(): Promise<number> {
     const s = this.settings;
     let row = (await this.db('grid').where('name', s.grid).first()) as { id: number; plugin: string; capabilities: string } | undefined;
     if (!row) {
@@ -276,6 +319,7 @@ export class QueueDaemon {
       }
       if (this.cycle) await this.cycle.catch(() => undefined);
       await this.plugin.close?.();
+      await this.lock?.release().catch((e: unknown) => this.logger.warn('cannot remove the submit directory lock', { error: message(e) }));
       await this.executor.close();
       if (this.opts.closeDb) await this.db.destroy();
       this.logger.info('stopped');
@@ -348,7 +392,7 @@ export class QueueDaemon {
     // one transition per (from, to, reason): reasons carry no batch id, so groups stay few
     const groups = new Map<string, { from: TaskStatus; to: TaskStatus; reason: string; ids: number[] }>();
     for (const t of rows) {
-      const job = statuses.get(t.batch_id) ?? { state: BatchState.UNKNOWN, rawState: 'not reported' };
+      const job = statuses.get(t.batch_id) ?? { state: BatchState.UNOBSERVED, rawState: 'not reported' };
       const verdict = judgeBatchJob({ status: t.status, statusChangedAt: Number(t.status_changed_at) }, job, now, this.lostGraceMs);
       if (!verdict) continue;
       const key = JSON.stringify([t.status, verdict.to, verdict.reason]);
@@ -402,14 +446,34 @@ export class QueueDaemon {
 
   // 4 ─────────────────────────────────────────────────────────────────────────────────
   private async recoverExpiredClaims(r: CycleReport): Promise<void> {
-    const rows: Array<{ id: number }> = await this.db('task')
+    // At start (the first cycle, before this run claims anything): this instance's own claims
+    // left by an earlier run that never recorded a submission — a crash between claim and submit.
+    // Only this daemon could have submitted them (the submit directory's lock), so they need not
+    // wait for their lease: adopted if the batch job is there, else given back (not a submit error).
+    const own: number[] = [];
+    if (this.releaseOwnClaims) {
+      const rows: Array<{ id: number }> = await this.db('task')
+        .select('id')
+        .where({ grid_id: this.gridId, status: TaskStatus.QUEUEING, claimed_by: this.instance })
+        .whereNull('batch_id');
+      own.push(...rows.map((t) => Number(t.id)));
+    }
+    const ownSet = new Set(own);
+    const expired = ((await this.db('task')
       .select('id')
       .where({ grid_id: this.gridId, status: TaskStatus.QUEUEING })
-      .andWhere('lease_until', '<', this.now());
-    if (rows.length === 0) return;
+      .andWhere('lease_until', '<', this.now())) as Array<{ id: number }>).map((t) => Number(t.id)).filter((id) => !ownSet.has(id));
+    if (own.length === 0 && expired.length === 0) {
+      this.releaseOwnClaims = false;
+      return;
+    }
     // this cycle's listing (taken just before); if the batch system cannot say, the claims wait: never guess
     const jobs = this.listing ?? (await this.plugin.listJobs());
-    await this.adoptOrRelease(rows.map((t) => Number(t.id)), jobs, r, { reason: 'claim lease expired before submission' });
+    if (own.length) {
+      await this.adoptOrRelease(own, jobs, r, { reason: 'released at start: claimed but never submitted' });
+      this.releaseOwnClaims = false;
+    }
+    if (expired.length) await this.adoptOrRelease(expired, jobs, r, { reason: 'claim lease expired before submission' });
   }
 
   /**
@@ -444,7 +508,7 @@ export class QueueDaemon {
   /** QUEUEING → WAITING: passkey revoked, grid and lease cleared (optionally a submit error). */
   private async release(ids: readonly number[], reason: string, submitError: boolean): Promise<number[]> {
     if (ids.length === 0) return [];
-    const set: Record<string, unknown> = { grid_id: null, passkey_hash: null, lease_until: null, batch_id: null };
+    const set: Record<string, unknown> = { grid_id: null, passkey_hash: null, lease_until: null, batch_id: null, claimed_by: null };
     if (submitError) {
       set.submit_errors = this.db.raw('submit_errors + 1');
       set.error_summary = clip(reason);
@@ -485,7 +549,7 @@ export class QueueDaemon {
     if (!(await this.honourBlackholes(r, now))) return [];
     const claimed = await claimTasks(this.db, {
       gridId: this.gridId, gridName: this.settings.grid, limit, capabilities: grid.capabilities, leaseMs: this.settings.leaseMs, owner: this.owner,
-      now,
+      claimedBy: this.instance, now,
     });
     r.claimed = claimed.length;
     if (claimed.length) this.logger.info('claimed', { tasks: claimed.map((t) => t.id) });
@@ -501,6 +565,9 @@ export class QueueDaemon {
    * hot claim statement stays as it is, and a node black-holed between this read and the
    * claim is still refused by firn-mon at pilot.start.
    */
+  /** When the "this host is black-holed" warning was last logged (null: not black-holed). */
+  private holeWarnedAt: number | null = null;
+
   private async honourBlackholes(r: CycleReport, now: number): Promise<boolean> {
     this.excludeHosts = await blackholedHosts(this.db, now, this.gridId);
     r.blackholed_hosts = this.excludeHosts.length;
@@ -512,8 +579,16 @@ export class QueueDaemon {
     const host = this.plugin.workerHost;
     if (host && (await isBlackholed(this.db, host, now))) {
       r.claim_skipped = `this host (${host}) is black-holed`;
-      this.logger.warn('this host is black-holed: claiming nothing this cycle', { host });
+      // once when it starts, then at most every 5 minutes (cycles run every few seconds)
+      if (this.holeWarnedAt === null || now - this.holeWarnedAt >= 300_000) {
+        this.holeWarnedAt = now;
+        this.logger.warn('this host is black-holed: claiming nothing until its cool-down ends (firn grid holes / clear-hole)', { host });
+      }
       return false;
+    }
+    if (this.holeWarnedAt !== null) {
+      this.holeWarnedAt = null;
+      this.logger.info('this host is no longer black-holed: claiming again', { host });
     }
     return true;
   }

@@ -17,6 +17,7 @@ let plugins: LocalPlugin[] = [];
 const FAKE_PILOT = `#!/bin/sh
 dir=$(dirname "$6")
 echo $$ > "$dir/pilot.pid"
+echo $$ >> "$dir/starts"
 printf 'task=%s mon=%s\\n' "$4" "$2"
 printf 'FOO=%s\\n' "$FOO"
 printf 'SECRET=%s\\n' "\${FIRN_TEST_SECRET:-}"
@@ -120,8 +121,8 @@ describe('LocalPlugin', () => {
     expect(script).toBe(path.join(b.dir, 'submit.sh'));
     const { batchIds } = await p.submit(b, script);
     const [id1, id2] = [batchIds.get(1) as string, batchIds.get(2) as string];
-    expect(id1).toMatch(/^local-1-[0-9a-f]{8}$/);
-    expect(id2).toMatch(/^local-2-[0-9a-f]{8}$/);
+    expect(id1).toMatch(/^local-1-[0-9a-f]{16}$/); // registry tag + random
+    expect(id2).toMatch(/^local-2-[0-9a-f]{16}$/);
 
     await waitState(p, id1, 'RUNNING');
     expect(await stateOf(p, id2)).toEqual({ batchId: id2, name: 'firn-2', state: 'QUEUED', rawState: 'waiting' });
@@ -164,6 +165,33 @@ describe('LocalPlugin', () => {
     });
     expect(final).toEqual({ batchId: id, name: 'firn-7', state: 'CANCELLED', rawState: 'cancelled', reason: 'removed' });
     expect(await second.listJobs()).toEqual([]);
+  });
+
+  it('two plugins on one submit directory start each job once: its pid file is created exclusively before the start', async () => {
+    const a = plugin({ concurrency: 4, startAfterSubmitted: true });
+    const b = plugin({ concurrency: 4 });
+    const bt = batch([21, 22, 23]);
+    const { batchIds } = await a.submit(bt, await a.writeConfig(bt));
+    const ids = [...batchIds.values()];
+    // b finds the records on disk and both pump at once
+    await Promise.all([a.submitted(), b.checkJobStatus(ids), a.checkJobStatus(ids), b.listJobs()]);
+    for (const t of [21, 22, 23]) await pilotPid(bt, t);
+    await new Promise((r) => setTimeout(r, 300));
+    // the stand-in pilot appends one line per start to its task directory
+    for (const t of [21, 22, 23]) {
+      const starts = fs.readFileSync(path.join(bt.dir, `task ${t}`, 'starts'), 'utf8').trim().split('\n');
+      expect(starts).toHaveLength(1);
+    }
+    for (const id of ids) expect(fs.readFileSync(path.join(bt.dir, `${id}.pid`), 'utf8')).toMatch(/^\d+ \S+\n$/);
+    for (const t of [21, 22, 23]) release(bt, t, 0);
+    for (const id of ids) await waitState(a, id, 'COMPLETED');
+  });
+
+  it('a job id of another submit directory is UNOBSERVED (never lost); an untagged unknown id is UNKNOWN', async () => {
+    const p = plugin();
+    const got = await p.checkJobStatus(['local-5-0000000011111111', 'local-6-abcdef12']);
+    expect(got.get('local-5-0000000011111111')).toMatchObject({ state: 'UNOBSERVED', rawState: 'elsewhere' });
+    expect(got.get('local-6-abcdef12')).toMatchObject({ state: 'UNKNOWN' });
   });
 
   it('reports a pilot that vanished without an exit code as UNKNOWN, and unknown ids as UNKNOWN', async () => {

@@ -36,7 +36,7 @@
  *   `SubmitBatch.excludeHosts` has nothing to choose from and is ignored.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fsSync, { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -70,11 +70,15 @@ interface LocalJob {
   passkeyFile?: string;
 }
 
-/** A job's pid file: the process that runs it; `worker` when that is a pilot worker. */
+/**
+ * A job's pid file: the process that runs it; `worker` when that is a pilot worker; `starting`
+ * while the daemon that created the file exclusively (its own pid then) is starting the job.
+ */
 interface PidRecord {
   pid: number;
   start: string;
   worker: boolean;
+  starting?: boolean;
 }
 
 /** A job this process started: its pid record, whether it ended, and (pilot workers) its exit code. */
@@ -84,6 +88,8 @@ interface StartedJob extends PidRecord {
 }
 
 const JOB_ID = /^local-\d+-[0-9a-f]+$/;
+/** `local-<taskId>-<8 hex registry tag><8 hex random>`: the tag says which submit directory's job it is. */
+const TAGGED_JOB_ID = /^local-\d+-([0-9a-f]{8})[0-9a-f]{8}$/;
 
 /** Is the configured pilot Firn's own (the bundle or the single executable), which knows --worker? */
 export function isFirnPilot(words: readonly string[]): boolean {
@@ -154,6 +160,8 @@ export class LocalPlugin implements BatchPlugin {
   readonly workerHost = os.hostname();
   private readonly options: ResolvedOptions;
   private readonly registry: string;
+  /** 8 hex digits of sha256(host:registry), in every job id this registry issues. */
+  private readonly tag: string;
   private readonly concurrency: number;
   private queueChain: Promise<void> = Promise.resolve();
   private readonly children = new Map<string, ChildProcess>();
@@ -194,6 +202,7 @@ export class LocalPlugin implements BatchPlugin {
       throw new ConfigError(`local plugin: submitDir must be an absolute directory ([queue] submit_dir), got ${JSON.stringify(options.submitDir)}`);
     }
     this.registry = path.join(options.submitDir, '.firn-local');
+    this.tag = createHash('sha256').update(`${os.hostname()}:${this.registry}`).digest('hex').slice(0, 8);
     this.concurrency = options.concurrency ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
     const reuse = options.pilotReuse ?? 1;
     if (!Number.isInteger(reuse) || reuse < 1) throw new ConfigError(`local plugin: pilotReuse must be a positive integer, got ${reuse}`);
@@ -277,7 +286,7 @@ export class LocalPlugin implements BatchPlugin {
     const batchIds = new Map<number, string>();
     for (const t of batch.tasks) {
       const job: LocalJob = {
-        id: `local-${t.taskId}-${randomBytes(4).toString('hex')}`,
+        id: `local-${t.taskId}-${this.tag}${randomBytes(4).toString('hex')}`,
         taskId: t.taskId,
         script: scriptPath,
         batchDir: batch.dir,
@@ -306,7 +315,11 @@ export class LocalPlugin implements BatchPlugin {
     const out = new Map<string, BatchJobStatus>();
     for (const id of new Set(batchIds)) {
       const job = await this.find(id);
-      out.set(id, job ? await this.stateOf(job) : { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
+      if (job) out.set(id, await this.stateOf(job));
+      else if (this.foreign(id)) {
+        // another submit directory's (another submit host's) job: only its own daemon can judge it
+        out.set(id, { batchId: id, state: BatchState.UNOBSERVED, rawState: 'elsewhere', reason: 'a job of another submit directory' });
+      } else out.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown', reason: 'no record in this submit directory' });
     }
     return out;
   }
@@ -365,6 +378,12 @@ export class LocalPlugin implements BatchPlugin {
     for (const child of this.children.values()) child.removeAllListeners('exit');
     this.children.clear();
     await this.queueChain;
+  }
+
+  /** A tagged job id of another registry (ids without a tag, from before tags, are ours). */
+  private foreign(id: string): boolean {
+    const m = TAGGED_JOB_ID.exec(id);
+    return m !== null && m[1] !== this.tag;
   }
 
   private recordPath(id: string): string {
@@ -476,7 +495,7 @@ export class LocalPlugin implements BatchPlugin {
     const text = await readText(this.pidPath(job));
     if (text === null) return null;
     const [pid = '', start = '', kind = ''] = text.trim().split(/\s+/);
-    return { pid: Number(pid), start, worker: kind === 'worker' };
+    return { pid: Number(pid), start, worker: kind === 'worker', ...(kind === 'starting' ? { starting: true } : {}) };
   }
 
   private async exitCodeOf(job: LocalJob): Promise<number> {
@@ -504,6 +523,14 @@ export class LocalPlugin implements BatchPlugin {
     const pid = await this.pidOf(job);
     if (!pid) {
       return cancelled ? { ...base, state: BatchState.CANCELLED, rawState: 'cancelled', reason: 'removed before it started' } : { ...base, state: BatchState.QUEUED, rawState: 'waiting' };
+    }
+    if (pid.starting) {
+      // another daemon created the pid file and is starting the job; if it died doing so, the
+      // job may or may not have started: vanished (the task is evicted and retried, never run twice)
+      if (isAlive(pid.pid, pid.start)) return { ...base, state: BatchState.QUEUED, rawState: 'starting' };
+      return cancelled
+        ? { ...base, state: BatchState.CANCELLED, rawState: 'cancelled', reason: 'removed' }
+        : { ...base, state: BatchState.UNKNOWN, rawState: 'vanished', reason: 'the daemon starting it died' };
     }
     const mine = this.started.get(job.id);
     let alive: boolean;
@@ -547,8 +574,9 @@ export class LocalPlugin implements BatchPlugin {
         this.held.delete(job.id);
       }
       try {
-        if (!(await this.start(job))) break;
-        running++;
+        const got = await this.start(job);
+        if (got === 'busy') break;
+        running++; // started here, or (taken) by another process that created its pid file first
       } catch (e) {
         const why = `could not start: ${e instanceof Error ? e.message : String(e)}`;
         const failed = { ...job, startError: why };
@@ -558,34 +586,70 @@ export class LocalPlugin implements BatchPlugin {
     }
   }
 
-  /** Start a job; false when every pilot worker is busy (it stays queued until one is done). */
-  private async start(job: LocalJob): Promise<boolean> {
+  /**
+   * Create the job's pid file exclusively (O_EXCL) before anything starts it: of two daemons or
+   * pumps reaching the same job, only the one that created the file starts it. It first names
+   * this process (`<pid> <start> starting`); the job's process replaces that once it runs.
+   */
+  private claimPidFile(job: LocalJob): boolean {
+    let fd: number;
+    try {
+      fd = fsSync.openSync(this.pidPath(job), 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    try {
+      fsSync.writeSync(fd, `${process.pid} ${procStat(process.pid)?.start || '-'} starting\n`);
+    } finally {
+      fsSync.closeSync(fd);
+    }
+    return true;
+  }
+
+  /**
+   * Start a job: 'busy' when every pilot worker is busy (it stays queued until one is done),
+   * 'taken' when another process created its pid file first (it is not started here).
+   */
+  private async start(job: LocalJob): Promise<'started' | 'busy' | 'taken'> {
     fsSync.accessSync(job.script); // throws ENOENT with the path when the batch dir was cleaned up
     if (!fsSync.statSync(job.taskDir).isDirectory()) throw new Error(`${job.taskDir} is not a directory`);
-    fsSync.rmSync(path.join(job.taskDir, 'exit_code'), { force: true });
-    if (this.pool && job.passkeyFile) {
-      const o = this.options;
-      const argv = ['--mon', o.monUrl, '--task', String(job.taskId), '--passkey-file', job.passkeyFile, ...(o.scratch ? ['--scratch', o.scratch] : [])];
-      const got = await this.pool.run(job.id, job.taskDir, argv, async (pid, start) => {
-        fsSync.writeFileSync(this.pidPath(job), `${pid} ${start} worker\n`);
-        this.started.set(job.id, { pid, start, worker: true, ended: false });
-      });
-      if (got === 'busy') return false;
-      if (got !== 'disabled') return true;
+    if (!this.claimPidFile(job)) {
+      this.fresh.delete(job.id); // its pid file is someone else's now: read it from now on
+      return 'taken';
     }
-    const env = this.childEnv(false);
-    const child = spawn('/bin/sh', [job.script, String(job.taskId)], { cwd: job.taskDir, detached: true, stdio: 'ignore', env });
-    child.on('error', () => undefined); // reported through the missing pid below
-    if (child.pid === undefined) throw new Error('spawning /bin/sh failed');
-    const stat = procStat(child.pid);
-    fsSync.writeFileSync(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
-    this.started.set(job.id, { pid: child.pid, start: stat?.start || '-', worker: false, ended: false });
-    this.children.set(job.id, child);
-    child.on('exit', () => {
-      this.children.delete(job.id);
-      this.ended(job.id, null);
-    });
-    child.unref();
-    return true;
+    try {
+      fsSync.rmSync(path.join(job.taskDir, 'exit_code'), { force: true });
+      if (this.pool && job.passkeyFile) {
+        const o = this.options;
+        const argv = ['--mon', o.monUrl, '--task', String(job.taskId), '--passkey-file', job.passkeyFile, ...(o.scratch ? ['--scratch', o.scratch] : [])];
+        const got = await this.pool.run(job.id, job.taskDir, argv, async (pid, start) => {
+          fsSync.writeFileSync(this.pidPath(job), `${pid} ${start} worker\n`);
+          this.started.set(job.id, { pid, start, worker: true, ended: false });
+        });
+        if (got === 'busy') {
+          fsSync.rmSync(this.pidPath(job), { force: true });
+          return 'busy';
+        }
+        if (got !== 'disabled') return 'started';
+      }
+      const env = this.childEnv(false);
+      const child = spawn('/bin/sh', [job.script, String(job.taskId)], { cwd: job.taskDir, detached: true, stdio: 'ignore', env });
+      child.on('error', () => undefined); // reported through the missing pid below
+      if (child.pid === undefined) throw new Error('spawning /bin/sh failed');
+      const stat = procStat(child.pid);
+      fsSync.writeFileSync(this.pidPath(job), `${child.pid} ${stat?.start || '-'}\n`);
+      this.started.set(job.id, { pid: child.pid, start: stat?.start || '-', worker: false, ended: false });
+      this.children.set(job.id, child);
+      child.on('exit', () => {
+        this.children.delete(job.id);
+        this.ended(job.id, null);
+      });
+      child.unref();
+      return 'started';
+    } catch (e) {
+      if (!this.started.has(job.id)) fsSync.rmSync(this.pidPath(job), { force: true }); // nothing runs it: not started
+      throw e;
+    }
   }
 }

@@ -105,8 +105,17 @@ export const BatchState = {
   FAILED: 'FAILED',
   /** Cancelled / removed / preempted. */
   CANCELLED: 'CANCELLED',
-  /** Not known to the batch system (any more). */
+  /**
+   * Not known to the batch system (any more) — confirmed: missing from the queue listing,
+   * unknown when asked by its id, and not in accounting (see confirm-lost.ts).
+   */
   UNKNOWN: 'UNKNOWN',
+  /**
+   * Could not be confirmed this cycle: a look-up failed, the batch system still knows the id
+   * without reporting a state, or the job belongs to another submit host (a local job of
+   * another submit directory). Never judged lost; asked again next cycle.
+   */
+  UNOBSERVED: 'UNOBSERVED',
 } as const;
 export type BatchState = (typeof BatchState)[keyof typeof BatchState];
 
@@ -144,7 +153,10 @@ export interface BatchPlugin {
   writeConfig(batch: SubmitBatch): Promise<string>;
   /** Submit the script written by writeConfig; throws BatchSystemError with the tool's message on failure. */
   submit(batch: SubmitBatch, scriptPath: string): Promise<SubmitResult>;
-  /** Status of each given batch id; ids the system no longer knows come back as UNKNOWN. */
+  /**
+   * Status of each given batch id. UNKNOWN only when confirmed (missing from the listing, unknown
+   * by id, not in accounting: `confirmJobStatuses`); UNOBSERVED when that could not be settled.
+   */
   checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>>;
   /** Cancel batch jobs; unknown ids are not an error. */
   remove(batchIds: string[]): Promise<void>;

@@ -289,6 +289,18 @@ export function isSlurmInvalidJobId(text: string): boolean {
   return /invalid job id/i.test(text);
 }
 
+/**
+ * `squeue --jobs=<ids> --array --states=all` (a look-up by id): exit 0 lists the ids Slurm knows
+ * (the others are silently left out: unknown); a non-zero exit with `Invalid job id specified`
+ * means none of them is known (test/fixtures/slurm/squeue-by-id-*). Any other failure answers
+ * nothing (`failed`).
+ */
+export function parseSqueueById(code: number | null, stdout: string, stderr: string, format: string = SQUEUE_FORMAT): { jobs: SqueueJob[]; failed: boolean } {
+  if (code === 0) return { jobs: parseSqueue(stdout, format), failed: false };
+  if (isSlurmInvalidJobId(stderr + '\n' + stdout)) return { jobs: [], failed: false };
+  return { jobs: [], failed: true };
+}
+
 /** `sacct` on a cluster without slurmdbd: `Slurm accounting storage is disabled`. */
 export function isSlurmAccountingDisabled(text: string): boolean {
   return /accounting storage is disabled/i.test(text);

@@ -213,10 +213,14 @@ describe('SlurmPlugin.submit', () => {
   });
 });
 
+/** A look-up by id: `squeue --noheader --array --states=all --jobs=…`. */
+const BY_ID = (a: string[]) => a.some((x) => x.startsWith('--jobs='));
+
 describe('SlurmPlugin.checkJobStatus', () => {
   it('reads the live queue and falls back to sacct -c where accounting storage is disabled', async () => {
     const ex = new FakeExecutor()
       .on('squeue', SQUEUE_ALL, { stdout: inPluginFormat(slurm('squeue-after-cancel').stdout) })
+      .on('squeue', BY_ID, slurm('squeue-by-id-unknown'))
       .on('sacct', ['-X', '-P', '-j', '999999', '-o', 'JobID,JobName,State,ExitCode'], slurm('sacct-disabled'))
       .on('sacct', ['-c', '-P', '-j', '999999', '-o', 'JobID,JobName,State,ExitCode'], { stdout: 'JobID|JobName|State|ExitCode\n' });
     const p = new SlurmPlugin(ex, options());
@@ -233,15 +237,16 @@ describe('SlurmPlugin.checkJobStatus', () => {
       '999999': 'UNKNOWN/unknown',
     });
     expect(got.get('8')).toEqual({ batchId: '8', name: 'firn-fail', state: 'FAILED', rawState: 'FAILED', reason: 'FAILED: NonZeroExitCode' });
-    expect(ex.calls.map((c) => c.args[0])).toEqual(['--me', '-X', '-c']);
+    expect(ex.calls.map((c) => c.args[0])).toEqual(['--me', '--noheader', '-X', '-c']);
     // the plugin remembers that plain sacct does not work here
     await p.checkJobStatus(['999999']);
-    expect(ex.calls.map((c) => c.args[0])).toEqual(['--me', '-X', '-c', '--me', '-c']);
+    expect(ex.calls.map((c) => c.args[0])).toEqual(['--me', '--noheader', '-X', '-c', '--me', '--noheader', '-c']);
   });
   it('finds a finished array element in the jobcomp log under the job id squeue showed while it ran', async () => {
     const ex = new FakeExecutor()
       .once('squeue', SQUEUE_ALL, { stdout: '30_0|32|RUNNING|None|firn-a500\n30_1|30|PENDING|Priority|firn-a500\n' })
       .once('squeue', SQUEUE_ALL, { stdout: '' })
+      .on('squeue', BY_ID, slurm('squeue-by-id-unknown'))
       .on('sacct', (a) => a[0] === '-X', slurm('sacct-disabled'))
       .on('sacct', ['-c', '-P', '-j', '32', '-o', 'JobID,JobName,State,ExitCode'], { stdout: 'JobID|JobName|State|ExitCode\n32|firn-a500|FAILED|3:0\n' });
     const p = new SlurmPlugin(ex, options());
@@ -252,15 +257,34 @@ describe('SlurmPlugin.checkJobStatus', () => {
     const later = await p.checkJobStatus(['30_0', '30_1']);
     expect(later.get('30_0')).toEqual({ batchId: '30_0', name: 'firn-500', state: 'FAILED', rawState: 'FAILED', exitCode: 3, reason: 'FAILED: exit code 3' });
     // never seen running: the jobcomp log cannot be asked about it
-    expect(later.get('30_1')).toEqual({ batchId: '30_1', state: 'UNKNOWN', rawState: 'unknown' });
+    expect(later.get('30_1')).toMatchObject({ batchId: '30_1', state: 'UNKNOWN', rawState: 'unknown' });
   });
   it('uses sacct with slurmdbd', async () => {
     const ex = new FakeExecutor()
       .on('squeue', SQUEUE_ALL, { stdout: '' })
+      .on('squeue', BY_ID, slurm('squeue-by-id-unknown'))
       .on('sacct', ['-X', '-P', '-j', '12,99999', '-o', 'JobID,JobName,State,ExitCode'], slurm('ref-slurmdbd-sacct-j-cancelled'));
     const got = await new SlurmPlugin(ex, options()).checkJobStatus(['12', '99999']);
     expect(got.get('12')).toEqual({ batchId: '12', state: 'CANCELLED', rawState: 'CANCELLED', exitCode: 0, reason: 'CANCELLED: cancelled by uid 0' });
     expect(got.get('99999')?.state).toBe('UNKNOWN');
+  });
+  it('a stepped array\'s last pending element, left out by squeue --array (Slurm 22.05), is found by id: never lost', async () => {
+    const ex = new FakeExecutor()
+      .on('squeue', SQUEUE_ALL, slurm('squeue-stepped-array-omits-last'))
+      .on('squeue', ['--noheader', '--array', '--states=all', '--jobs=1_18', '--format=%i|%A|%T|%r|%j'], slurm('squeue-by-id-mixed'));
+    const got = await new SlurmPlugin(ex, options()).checkJobStatus(['1_0', '1_15', '1_18']);
+    expect(Object.fromEntries([...got].map(([id, s]) => [id, `${s.state}/${s.rawState}`]))).toEqual({
+      '1_0': 'QUEUED/PENDING', '1_15': 'QUEUED/PENDING', '1_18': 'QUEUED/PENDING',
+    });
+    expect(ex.calls.filter((c) => c.command.endsWith('sacct'))).toEqual([]); // found by id: accounting not asked
+  });
+  it('a job missing from the listing whose look-ups fail is UNOBSERVED (not lost), not UNKNOWN', async () => {
+    const ex = new FakeExecutor()
+      .on('squeue', SQUEUE_ALL, { stdout: '' })
+      .on('squeue', BY_ID, { code: 1, stderr: 'slurm_load_jobs error: Socket timed out on send/recv operation\n' })
+      .on('sacct', undefined, { code: 1, stderr: 'sacct: error: Problem talking to the database: Connection refused\n' });
+    const got = await new SlurmPlugin(ex, options()).checkJobStatus(['41', '42_3']);
+    expect([...got.values()].map((s) => s.state)).toEqual(['UNOBSERVED', 'UNOBSERVED']);
   });
   it('fails loudly when the controller cannot be reached (never reports jobs lost)', async () => {
     const ex = new FakeExecutor().on('squeue', undefined, { code: 1, stderr: 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n' });

@@ -8,9 +8,11 @@
  * same way from squeue's `%i` (`1234_5`) and `%j`. A window of one task is a plain job
  * `firn-<taskId>`. `tasks.txt` beside the script records the mapping for people.
  *
- * Status: `squeue --me -r -t all` (pending, running and recently finished jobs); ids no
- * longer there are looked up with `sacct -X -P -j …`, or `sacct -c` (jobcomp) where
- * accounting storage is disabled; ids nobody knows are UNKNOWN.
+ * Status: `squeue --me -r -t all` (pending, running and recently finished jobs); ids not
+ * there are asked by id (`squeue --jobs=…`: 22.05's `squeue --array` omits the last pending
+ * element of a stepped array), then looked up with `sacct -X -P -j …`, or `sacct -c` (jobcomp)
+ * where accounting storage is disabled; ids nobody knows are UNKNOWN, ids a failed look-up
+ * left open are UNOBSERVED (confirm-lost.ts).
  *
  * Jobs run with `--export=NONE`: the daemon's own environment (which may hold secrets)
  * is not copied into jobs; the script sets PATH if the login environment has none, and
@@ -31,6 +33,7 @@ import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
 import { chunkJobName, formatIndexList, isArray, planWindows, taskIdForElement, type ArrayChunk } from './array-plan';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
+import { answerOf, confirmJobStatuses, type LookupAnswer } from './confirm-lost';
 import {
   BatchState,
   jobNameFor,
@@ -53,6 +56,7 @@ import {
   parseSbatchOutput,
   parseSinfoNodes,
   parseSqueue,
+  parseSqueueById,
   slurmExcludeNodes,
   type SlurmNode,
   type SqueueJob,
@@ -241,9 +245,10 @@ export class SlurmPlugin implements BatchPlugin {
     return jobs;
   }
 
-  /** Final states from accounting; ids accounting does not know are left out. */
-  private async accountingStatuses(ids: string[]): Promise<BatchJobStatus[]> {
+  /** Final states from accounting; ids accounting does not know are left out, ids it could not be asked about are `unanswered`. */
+  private async accountingStatuses(ids: string[]): Promise<LookupAnswer> {
     const out: BatchJobStatus[] = [];
+    const unanswered: string[] = [];
     for (const part of chunked(ids, ID_CHUNK)) {
       if (this.accounting === 'sacct') {
         const r = await runTool(this.executor, this.options.binDir, 'sacct', ['-X', '-P', '-j', part.join(','), '-o', SACCT_FIELDS.join(',')]);
@@ -251,10 +256,14 @@ export class SlurmPlugin implements BatchPlugin {
           out.push(...parseSacct(r.stdout));
           continue;
         }
-        if (!isSlurmAccountingDisabled(r.stderr + r.stdout)) continue; // transient: these ids stay UNKNOWN this cycle
+        if (!isSlurmAccountingDisabled(r.stderr + r.stdout)) {
+          unanswered.push(...part); // transient: not confirmed this cycle
+          continue;
+        }
         this.accounting = 'jobcomp';
       }
-      // The jobcomp log knows array elements only by their own job id (if we saw it start).
+      // The jobcomp log knows array elements only by their own job id (if we saw it start);
+      // an element we never saw start cannot be in it under another id, so "not found" stands.
       const query = new Map<string, string>();
       for (const id of part) {
         const raw = id.includes('_') ? this.rawIds.get(id) : id;
@@ -262,36 +271,41 @@ export class SlurmPlugin implements BatchPlugin {
       }
       if (query.size === 0) continue;
       const r = await runTool(this.executor, this.options.binDir, 'sacct', ['-c', '-P', '-j', [...query.keys()].join(','), '-o', SACCT_FIELDS.join(',')]);
-      if (r.code !== 0) continue;
+      if (r.code !== 0) {
+        unanswered.push(...query.values());
+        continue;
+      }
       for (const s of parseSacct(r.stdout)) {
         const id = query.get(s.batchId);
         if (id !== undefined) out.push({ ...s, batchId: id });
       }
     }
     for (const s of out) if (s.state !== BatchState.QUEUED && s.state !== BatchState.RUNNING) this.rawIds.delete(s.batchId);
-    return out;
+    return answerOf(out, unanswered);
   }
 
+  /** `squeue --jobs=<ids>`: what Slurm knows of these ids, even where `squeue --array` left them out. */
+  private async squeueById(ids: string[]): Promise<LookupAnswer> {
+    const out: BatchJobStatus[] = [];
+    const unanswered: string[] = [];
+    for (const part of chunked(ids, ID_CHUNK)) {
+      const args = ['--noheader', '--array', '--states=all', `--jobs=${part.join(',')}`, `--format=${SQUEUE_FORMAT}`];
+      const r = await runTool(this.executor, this.options.binDir, 'squeue', args);
+      const parsed = parseSqueueById(r.code, r.stdout, r.stderr);
+      if (parsed.failed) unanswered.push(...part);
+      out.push(...parsed.jobs.map(withoutRawId));
+    }
+    return answerOf(out, unanswered);
+  }
+
+  /** Listing → by id → accounting (confirm-lost.ts): a job is UNKNOWN only when all three agree. */
   async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
-    const wanted = [...new Set(batchIds)];
-    const result = new Map<string, BatchJobStatus>();
-    if (wanted.length === 0) return result;
-    const live = new Map((await this.squeue(true)).map((s) => [s.batchId, withoutRawId(s)]));
-    const missing: string[] = [];
-    for (const id of wanted) {
-      const s = live.get(id);
-      if (s) result.set(id, s);
-      else missing.push(id);
-    }
-    if (missing.length > 0) {
-      const want = new Set(missing);
-      for (const s of await this.accountingStatuses(missing)) if (want.has(s.batchId)) result.set(s.batchId, s);
-    }
-    for (const id of wanted) {
-      const s = result.get(id);
-      if (!s) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
-      else result.set(id, withTaskName(s));
-    }
+    const result = await confirmJobStatuses(batchIds, {
+      list: async () => answerOf((await this.squeue(true)).map(withoutRawId)),
+      byId: (ids) => this.squeueById(ids),
+      accounting: (ids) => this.accountingStatuses(ids),
+    });
+    for (const [id, s] of result) if (s.state !== BatchState.UNKNOWN && s.state !== BatchState.UNOBSERVED) result.set(id, withTaskName(s));
     return result;
   }
 

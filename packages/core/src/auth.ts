@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import { randomSecret, sha256Hex } from './checksums';
 import { now, type DbOrTrx } from './db';
+import { checkName } from './names';
 import { ConflictError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './errors';
 
 /**
@@ -187,15 +188,9 @@ export async function listUsers(db: DbOrTrx): Promise<UserInfo[]> {
   return rows.map(userInfo);
 }
 
-/** Usernames: 1–190 characters, no control characters (anything else is stored verbatim). */
+/** Usernames of new users (user.add, LDAP users at first login, the CLI): the one name rule of names.ts. */
 export function checkUsername(username: unknown, field = 'username'): string {
-  if (typeof username !== 'string' || username.length === 0 || username.length > 190) {
-    throw new ValidationError('invalid username', [{ path: field, message: 'must be a string of 1 to 190 characters' }]);
-  }
-  if (/[\u0000-\u001f\u007f]/.test(username)) {
-    throw new ValidationError('invalid username', [{ path: field, message: 'must not contain control characters' }]);
-  }
-  return username;
+  return checkName('user', username, field);
 }
 
 /**

@@ -13,6 +13,8 @@ export const RpcErrorCode = {
   NOT_FOUND: -32004,
   CONFLICT: -32009,
   RATE_LIMITED: -32029,
+  /** A dependency (the database) is unreachable or the daemon is shutting down: retry later. */
+  UNAVAILABLE: -32050,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 
@@ -78,6 +80,10 @@ export class LostRaceError extends ConflictError {}
 export class RateLimitedError extends FirnError {
   override readonly code = RpcErrorCode.RATE_LIMITED;
 }
+/** The database is unreachable, or the daemon is shutting down: the same call may succeed later. */
+export class UnavailableError extends FirnError {
+  override readonly code = RpcErrorCode.UNAVAILABLE;
+}
 /** The batch system (or the shell that reaches it) refused or failed a command. */
 export class BatchSystemError extends FirnError {
   constructor(
@@ -101,4 +107,39 @@ export function coerceError(e: unknown): Error {
   } catch {
     return new Error(String(e));
   }
+}
+
+/**
+ * Error codes (and messages) by which knex, mysql2, better-sqlite3 and Node's sockets say "the
+ * database cannot be reached right now" — as opposed to "this statement is wrong". The one
+ * place that decides whether a failure is an outage (answered -32050, retry) or a bug (-32603).
+ */
+const DB_UNAVAILABLE_CODES = new Set([
+  // sockets
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
+  // mysql2 / MariaDB
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR', 'PROTOCOL_ENQUEUE_AFTER_QUIT',
+  'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS', 'ER_SERVER_SHUTDOWN', 'ER_SERVER_GONE_ERROR', 'CR_SERVER_GONE_ERROR',
+  'CR_SERVER_LOST', 'CR_CONNECTION_ERROR', 'CR_CONN_HOST_ERROR', 'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK',
+  'ER_QUERY_INTERRUPTED', 'ER_CONNECTION_KILLED',
+  // better-sqlite3
+  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_TIMEOUT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED', 'SQLITE_LOCKED_SHAREDCACHE',
+  'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_PROTOCOL',
+]);
+/** MariaDB/MySQL errnos of the same (1040 too many connections, 1053 shutdown, 1205 lock wait, 1213 deadlock, 1927 killed, 2002/2003/2006/2013). */
+const DB_UNAVAILABLE_ERRNOS = new Set([1040, 1053, 1203, 1205, 1213, 1927, 2002, 2003, 2006, 2013]);
+
+/** Is this failure the database being unreachable or overloaded (retry later), rather than a bug? */
+export function isDatabaseUnavailable(e: unknown, depth = 0): boolean {
+  if (e === null || typeof e !== 'object' || depth > 4) return false;
+  if (e instanceof UnavailableError) return true;
+  const err = e as { name?: unknown; code?: unknown; errno?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  // knex: "Knex: Timeout acquiring a connection. The pool is probably full."
+  if (err.name === 'KnexTimeoutError') return true;
+  if (typeof err.code === 'string' && (DB_UNAVAILABLE_CODES.has(err.code) || err.code.startsWith('SQLITE_BUSY') || err.code.startsWith('SQLITE_IOERR'))) return true;
+  if (typeof err.errno === 'number' && typeof err.code === 'string' && err.code.startsWith('ER_') && DB_UNAVAILABLE_ERRNOS.has(err.errno)) return true;
+  if (typeof err.message === 'string' && /Timeout acquiring a connection|Connection lost: The server closed the connection|Can't add new command when connection is in closed state|connect ECONNREFUSED/.test(err.message)) return true;
+  // AggregateError (Node's happy-eyeballs connect) and wrapped causes
+  if (Array.isArray(err.errors) && err.errors.some((x) => isDatabaseUnavailable(x, depth + 1))) return true;
+  return err.cause !== undefined && isDatabaseUnavailable(err.cause, depth + 1);
 }

@@ -1,4 +1,4 @@
-import { RateLimitedError, sha256Hex, type Db } from '@firn/core';
+import { sha256Hex, type Db } from '@firn/core';
 import { createTestDb, type TestDb } from '../../../test/helpers/db';
 import { WriteBatcher, tailBytes, type FlushInfo } from './write-batcher';
 import { moduleContentBase64 } from './pilot-methods';
@@ -105,14 +105,18 @@ describe('WriteBatcher', () => {
     await b.close();
     await q;
     expect(Number((await db('task').where({ id: taskId }).first()).wall_seconds)).toBe(10);
-    await expect(b.enqueue({ kind: 'heartbeat', taskId, digest: sha256Hex(passkey), values: {} })).rejects.toBeInstanceOf(RateLimitedError);
+    await expect(b.enqueue({ kind: 'heartbeat', taskId, digest: sha256Hex(passkey), values: {} })).rejects.toMatchObject({ code: -32050 });
   });
 
-  test('a failed flush rejects its updates with a retryable error and the batcher carries on', async () => {
+  test('an update no column can hold is refused before it is queued (-32602 naming the field); the batcher carries on', async () => {
     const b = new WriteBatcher({ db, flushMs: 1, maxPending: 100, logCap: 1024 });
-    // a NULL log name violates task_log's NOT NULL: the whole transaction fails
+    // a NULL log name would violate task_log's NOT NULL and fail the whole transaction
     const bad = b.enqueue({ kind: 'log', taskId, digest: sha256Hex(passkey), name: null as unknown as string, data: 'x', append: false });
-    await expect(bad).rejects.toMatchObject({ code: -32603, message: 'firn-mon could not store the update; retry later' });
+    await expect(bad).rejects.toMatchObject({ code: -32602, data: { issues: [{ path: '/params/name' }] } });
+    await expect(b.enqueue({ kind: 'heartbeat', taskId: Infinity, digest: sha256Hex(passkey), values: {} })).rejects.toMatchObject({ code: -32602 });
+    await expect(b.enqueue({ kind: 'heartbeat', taskId, digest: sha256Hex(passkey), values: { cpu_seconds: Infinity } })).rejects.toMatchObject({
+      code: -32602, data: { issues: [{ path: '/params/cpu_seconds' }] },
+    });
     await expect(b.enqueue({ kind: 'heartbeat', taskId, digest: sha256Hex(passkey), values: { gpu_util: 1 } })).resolves.toBeUndefined();
     await b.close();
   });

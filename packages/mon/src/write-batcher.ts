@@ -1,6 +1,7 @@
 import {
-  FirnError, RateLimitedError, RpcErrorCode, TaskStatus, chunk, coerceError, isMysql, nullLogger, withTransaction,
-  type Db, type Logger, type Trx,
+  FirnError, RateLimitedError, RpcErrorCode, TaskStatus, UnavailableError, ValidationError, chunk, coerceError, isDatabaseUnavailable,
+  isMysql, nullLogger, withTransaction,
+  type Db, type Logger, type Trx, type ValidationIssue,
 } from '@firn/core';
 import { forUpdate, passkeyValid, stalePasskeyError, takeWriteLock } from './passkey';
 
@@ -21,8 +22,14 @@ import { forUpdate, passkeyValid, stalePasskeyError, takeWriteLock } from './pas
  * updates wait or someone waits for a flush (pilot.finish, shutdown). On MySQL/MariaDB a second
  * flush may run while one commits, over other tasks only, so a task's updates keep their order.
  * `enqueue` resolves only after the update's transaction has committed (ack-after-flush: an OK
- * to the pilot means written), or rejects with -32009 (stale passkey),
- * -32029 (more than `maxPending` updates waiting: back off) or -32603 (the database failed).
+ * to the pilot means written), or rejects with -32009 (stale passkey), -32602 (a value no column
+ * can hold: checked before it is queued), -32029 (more than `maxPending` updates waiting: back
+ * off), -32050 (the database cannot be reached: retry) or -32603 (the database refused it).
+ *
+ * One bad update never fails the others: a flush that fails for any reason but an outage is
+ * split in halves and each half written again (recursively), so only the update(s) the
+ * database refuses are answered with the error — a few more transactions for each bad update
+ * (about 2·log2(batch)), none for a batch without one.
  */
 
 export const HEARTBEAT_COLUMNS = ['cpu_seconds', 'rss_mb', 'disk_mb', 'wall_seconds', 'gpu_util'] as const;
@@ -33,9 +40,47 @@ export type PendingUpdate =
   | { kind: 'stats'; taskId: number; digest: string; stats: Record<string, number> }
   | { kind: 'log'; taskId: number; digest: string; name: string; data: string; append: boolean };
 
-/** The database failed a flush; the pilot should retry later. */
+/** The database refused this update (not an outage: that is -32050); details are in firn-mon's log. */
 export class StorageUnavailableError extends FirnError {
   override readonly code = RpcErrorCode.INTERNAL_ERROR;
+}
+
+/** Largest task id (task.id is INT UNSIGNED on MySQL/MariaDB). */
+export const MAX_TASK_ID = 4294967295;
+/** Largest heartbeat value accepted (seconds, MB or percent: far beyond any real node). */
+export const MAX_HEARTBEAT_VALUE = 1e12;
+/** Statistics are bounded so that dataset sums of squares stay finite. */
+export const MAX_STAT_ABS = 1e150;
+
+/**
+ * Check an update before it joins a batch (the schemas check the same for RPC calls; this keeps
+ * the batcher safe for any caller): a value that no column can hold would fail the whole flush.
+ * Paths are those of the RPC params.
+ */
+export function updateIssues(u: PendingUpdate): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  if (!(Number.isSafeInteger(u.taskId) && u.taskId >= 1 && u.taskId <= MAX_TASK_ID)) {
+    issues.push({ path: '/params/task_id', message: `must be an integer 1..${MAX_TASK_ID}` });
+  }
+  if (typeof u.digest !== 'string' || !/^[0-9a-f]{64}$/.test(u.digest)) issues.push({ path: '/params/passkey', message: 'is invalid' });
+  if (u.kind === 'heartbeat') {
+    for (const [k, v] of Object.entries(u.values)) {
+      if (!(HEARTBEAT_COLUMNS as readonly string[]).includes(k)) issues.push({ path: `/params/${k}`, message: 'is not an allowed property' });
+      else if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_HEARTBEAT_VALUE)) {
+        issues.push({ path: `/params/${k}`, message: `must be a number 0..${MAX_HEARTBEAT_VALUE}` });
+      }
+    }
+  } else if (u.kind === 'stats') {
+    for (const [k, v] of Object.entries(u.stats)) {
+      const path = `/params/stats/${k.length > 64 ? `${k.slice(0, 64)}…` : k}`;
+      if (k.length < 1 || k.length > 190) issues.push({ path, message: 'name must be 1..190 characters' });
+      if (!(typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_STAT_ABS)) issues.push({ path, message: `must be a number within ±${MAX_STAT_ABS}` });
+    }
+  } else {
+    if (typeof u.name !== 'string' || u.name.length < 1 || u.name.length > 64) issues.push({ path: '/params/name', message: 'must be 1..64 characters' });
+    if (typeof u.data !== 'string') issues.push({ path: '/params/data', message: 'must be a string' });
+  }
+  return issues;
 }
 
 export interface FlushInfo {
@@ -129,7 +174,9 @@ export class WriteBatcher {
 
   /** Queue an update; resolves once it is committed. */
   enqueue(update: PendingUpdate): Promise<void> {
-    if (this.closed) return Promise.reject(new RateLimitedError('firn-mon is shutting down; retry later'));
+    if (this.closed) return Promise.reject(new UnavailableError('unavailable, retry: firn-mon is shutting down', { retry_after_ms: 5000 }));
+    const issues = updateIssues(update);
+    if (issues.length) return Promise.reject(new ValidationError(`invalid ${update.kind} update`, issues));
     if (this.pending >= this.maxPending) {
       return Promise.reject(new RateLimitedError(`too many pending updates (${this.maxPending}); retry later`, { retry_after_ms: this.flushMs * 2 }));
     }
@@ -212,36 +259,69 @@ export class WriteBatcher {
     this.active++;
     const waitedMs = Date.now() - Math.min(...batch.map((e) => e.at));
     const started = process.hrtime.bigint();
-    let outcomes: boolean[] | null = null;
-    let failure: Error | null = null;
+    const answers = new Map<Entry, Error | null>();
+    let ok = true;
     try {
-      outcomes = await withTransaction(this.db, (trx) => this.write(trx, batch));
+      ok = await this.writeIsolating(batch, answers);
     } catch (e) {
-      failure = coerceError(e);
-      this.logger.error('flush of pilot updates failed', { updates: batch.length, error: failure.message });
+      // writeIsolating answers every entry itself; this is only a safety net
+      ok = false;
+      this.logger.error('flush of pilot updates failed', { updates: batch.length, error: clip(coerceError(e).message) });
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     let rejected = 0;
-    batch.forEach((entry, i) => {
-      if (failure || !outcomes) {
-        entry.reject(new StorageUnavailableError('firn-mon could not store the update; retry later'));
-      } else if (outcomes[i]) {
+    for (const entry of batch) {
+      const answer = answers.has(entry) ? answers.get(entry)! : new StorageUnavailableError('firn-mon could not store the update');
+      if (answer === null) {
         entry.resolve();
       } else {
-        rejected++;
-        this.options.onStale?.(entry.update);
-        entry.reject(stalePasskeyError());
+        if (answer instanceof FirnError && answer.code === RpcErrorCode.CONFLICT) {
+          rejected++;
+          this.options.onStale?.(entry.update);
+        }
+        entry.reject(answer);
       }
       entry.settle();
       this.inFlight.delete(entry);
       const n = (this.inFlightTasks.get(entry.update.taskId) ?? 1) - 1;
       if (n > 0) this.inFlightTasks.set(entry.update.taskId, n);
       else this.inFlightTasks.delete(entry.update.taskId);
-    });
+    }
     const tasks = new Set(batch.map((e) => e.update.taskId)).size;
-    this.options.onFlush?.({ updates: batch.length, tasks, waitedMs, rejected, seconds, ok: !failure });
+    this.options.onFlush?.({ updates: batch.length, tasks, waitedMs, rejected, seconds, ok });
     this.active--;
     this.schedule();
+  }
+
+  /**
+   * Write `entries` in one transaction and record each one's answer (null: written). When the
+   * transaction fails — and the database is reachable — write each half again on its own, down
+   * to the single update the database refuses. Returns false when any write failed.
+   */
+  private async writeIsolating(entries: Entry[], answers: Map<Entry, Error | null>): Promise<boolean> {
+    try {
+      const outcomes = await withTransaction(this.db, (trx) => this.write(trx, entries));
+      entries.forEach((entry, i) => answers.set(entry, outcomes[i] ? null : stalePasskeyError()));
+      return true;
+    } catch (e) {
+      const failure = coerceError(e);
+      if (isDatabaseUnavailable(failure)) {
+        this.logger.warn('flush of pilot updates failed: database unavailable', { updates: entries.length, error: clip(failure.message) });
+        const answer = new UnavailableError('unavailable, retry: firn-mon cannot reach its database', { retry_after_ms: 2000 });
+        for (const entry of entries) answers.set(entry, answer);
+        return false;
+      }
+      if (entries.length === 1) {
+        const u = entries[0]!.update;
+        this.logger.error('pilot update refused by the database', { task: u.taskId, kind: u.kind, error: clip(failure.message) });
+        answers.set(entries[0]!, new StorageUnavailableError('firn-mon could not store the update'));
+        return false;
+      }
+      const mid = Math.ceil(entries.length / 2);
+      const first = await this.writeIsolating(entries.slice(0, mid), answers);
+      const second = await this.writeIsolating(entries.slice(mid), answers);
+      return first && second;
+    }
   }
 
   /** One flush's writes; returns per entry whether it was accepted (its passkey valid). */
@@ -377,6 +457,11 @@ export class WriteBatcher {
     await upsert(appendRows, true);
     await upsert(replaceRows, false);
   }
+}
+
+/** Error text as logged: database errors quote the statement and its values, which may be megabytes. */
+function clip(s: string): string {
+  return s.length > 2048 ? `${s.slice(0, 2047)}…` : s;
 }
 
 /** The last `cap` bytes of `s` as UTF-8, starting at a character boundary. */

@@ -6,10 +6,19 @@ import {
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
 import { RESET_COUNTERS, resetTasks, suspendTasks, type ControlOutcome } from './control';
 
-/** Datasets that people have retired take no control actions. */
-export function assertLive(ds: { id: number; status: string }): void {
-  if (ds.status === DatasetStatus.OBSOLETE || ds.status === DatasetStatus.DELETED) {
+/**
+ * Datasets that people have retired take no changes (-32009 naming the status): a DELETED one
+ * none at all, an OBSOLETE one none but `dataset.reset` by an admin (which brings it back to
+ * PROCESSING). Every changing method — suspend, resume, reset, obsolete, set_priority, add_grid,
+ * remove_grid, add_jobs and the job.* actions — asks here first.
+ */
+export function assertLive(ds: { id: number; status: string }, change: { action?: string; user?: AuthUser } = {}): void {
+  if (ds.status === DatasetStatus.DELETED) {
     throw new ConflictError(`dataset ${ds.id} is ${ds.status}: it can no longer be changed`);
+  }
+  if (ds.status === DatasetStatus.OBSOLETE) {
+    if (change.action === 'reset' && change.user && hasRole(change.user.role, 'admin')) return;
+    throw new ConflictError(`dataset ${ds.id} is ${ds.status}: it takes no changes${change.action ? ` (${change.action})` : ''}; only an admin may reset it`);
   }
 }
 
@@ -35,7 +44,7 @@ export async function suspendDataset(ctx: TrayContext, user: AuthUser, datasetId
   const actor = actorOf(user);
   return withTransaction(ctx.db, async (trx) => {
     const ds = await controllableDataset(trx, user, datasetId);
-    assertLive(ds);
+    assertLive(ds, { action: obsolete ? 'obsolete' : 'suspend', user });
     const changed = await suspendTasks(trx, { datasetId }, actor, reason ?? null);
     const outcome = { changed, waiting: 0, idle: 0 };
     const to = obsolete ? DatasetStatus.OBSOLETE : DatasetStatus.SUSPENDED;
@@ -56,7 +65,7 @@ export async function resetDataset(
   }
   return withTransaction(ctx.db, async (trx) => {
     const ds = await controllableDataset(trx, user, datasetId);
-    assertLive(ds);
+    assertLive(ds, { action: mode, user });
     const from: TaskStatus[] =
       mode === 'resume'
         ? [TaskStatus.SUSPENDED]
@@ -135,7 +144,7 @@ export function datasetMethods(ctx: TrayContext): Methods {
       handler: async (p: { dataset_id: number; priority: number; reason?: string }, rpc: RpcContext) => {
         const user = await caller(ctx, rpc, 'manager');
         return withTransaction(ctx.db, async (trx) => {
-          await controllableDataset(trx, user, p.dataset_id);
+          assertLive(await controllableDataset(trx, user, p.dataset_id), { action: 'set_priority', user });
           const before = (await trx('dataset').select('priority').where({ id: p.dataset_id }).first()) as { priority: number };
           await trx('dataset').where({ id: p.dataset_id }).update({ priority: p.priority, updated_at: now() });
           await recordHistory(trx, {
@@ -151,7 +160,7 @@ export function datasetMethods(ctx: TrayContext): Methods {
       handler: async (p: { dataset_id: number; grid: string }, rpc: RpcContext) => {
         const user = await caller(ctx, rpc, 'manager');
         return withTransaction(ctx.db, async (trx) => {
-          await controllableDataset(trx, user, p.dataset_id);
+          assertLive(await controllableDataset(trx, user, p.dataset_id), { action: 'add_grid', user });
           const gid = await gridId(trx, p.grid);
           const exists = await trx('dataset_grid').where({ dataset_id: p.dataset_id, grid_id: gid }).first();
           if (!exists) {
@@ -166,7 +175,7 @@ export function datasetMethods(ctx: TrayContext): Methods {
       handler: async (p: { dataset_id: number; grid: string }, rpc: RpcContext) => {
         const user = await caller(ctx, rpc, 'manager');
         return withTransaction(ctx.db, async (trx) => {
-          await controllableDataset(trx, user, p.dataset_id);
+          assertLive(await controllableDataset(trx, user, p.dataset_id), { action: 'remove_grid', user });
           const gid = await gridId(trx, p.grid);
           const n = await trx('dataset_grid').where({ dataset_id: p.dataset_id, grid_id: gid }).delete();
           if (n === 0) throw new NotFoundError(`grid ${JSON.stringify(p.grid)} is not assigned to dataset ${p.dataset_id}`);

@@ -1,5 +1,5 @@
 import {
-  ConflictError, GRID_ACTIVE_STATUSES, actorOf, getGrid, listGrids, now, recordHistory, withTransaction, type RpcContext,
+  ConflictError, GRID_ACTIVE_STATUSES, actorOf, checkName, getGrid, listGrids, now, recordHistory, withTransaction, type RpcContext,
 } from '@firn/core';
 import { caller, type Methods, type TrayContext } from './context';
 
@@ -21,9 +21,10 @@ export function gridMethods(ctx: TrayContext): Methods {
     'grid.add': {
       handler: async (p: { name: string; plugin: string; capabilities?: GridCapabilities; status?: 'enabled' | 'disabled' }, rpc: RpcContext) => {
         const user = await caller(ctx, rpc, 'admin');
+        const name = checkName('grid', p.name); // the schema's firn-grid-name format, also for in-process callers
         try {
           await ctx.db('grid').insert({
-            name: p.name, plugin: p.plugin, capabilities: JSON.stringify(p.capabilities ?? {}), status: p.status ?? 'enabled', created_at: now(),
+            name, plugin: p.plugin, capabilities: JSON.stringify(p.capabilities ?? {}), status: p.status ?? 'enabled', created_at: now(),
           });
         } catch (e) {
           if (isDuplicate(e)) throw new ConflictError(`grid ${JSON.stringify(p.name)} already exists`);

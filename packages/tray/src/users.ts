@@ -1,5 +1,22 @@
-import { actorOf, createUser, listUsers, recordHistory, setUserRole, type Role, type RpcContext } from '@firn/core';
+import {
+  ConflictError, actorOf, createUser, isMysql, listUsers, recordHistory, setUserRole, withTransaction,
+  type DbOrTrx, type Role, type RpcContext,
+} from '@firn/core';
 import { caller, type Methods, type TrayContext } from './context';
+
+/**
+ * Refuse a change that would leave no enabled admin: nobody could then add users, change roles
+ * or reset OK tasks, and only direct database access would repair it. The enabled admins are
+ * read with their rows locked (MySQL/MariaDB `FOR UPDATE`; SQLite has one writer), so two
+ * admins demoting each other at the same time cannot both succeed.
+ */
+export async function assertNotLastAdmin(trx: DbOrTrx, username: string, change: string): Promise<void> {
+  const q = trx('user').select('username').where({ role: 'admin' }).andWhere((w) => void w.where('disabled', false).orWhereNull('disabled'));
+  const admins = (await (isMysql(trx) ? q.forUpdate() : q)) as Array<{ username: string }>;
+  if (admins.length === 1 && admins[0]!.username === username) {
+    throw new ConflictError(`user ${JSON.stringify(username)} is the last enabled admin: ${change} would leave nobody able to administer firn; make another user admin first`);
+  }
+}
 
 export function userMethods(ctx: TrayContext): Methods {
   return {
@@ -21,10 +38,14 @@ export function userMethods(ctx: TrayContext): Methods {
     'user.set_role': {
       handler: async (p: { username: string; role: Role }, rpc: RpcContext) => {
         const admin = await caller(ctx, rpc, 'admin');
-        const before = (await ctx.db('user').select('role').where({ username: p.username }).first()) as { role: string } | undefined;
-        const user = await setUserRole(ctx.db, p.username, p.role);
-        await recordHistory(ctx.db, { entity: 'user', entityId: user.id, action: 'set_role', from: before?.role ?? null, to: user.role, actor: actorOf(admin) });
-        ctx.logger.info('user role changed', { username: user.username, role: user.role, by: admin.username });
+        const { user, before } = await withTransaction(ctx.db, async (trx) => {
+          const row = (await trx('user').select('role').where({ username: p.username }).first()) as { role: string } | undefined;
+          if (row?.role === 'admin' && p.role !== 'admin') await assertNotLastAdmin(trx, p.username, `making them ${p.role}`);
+          const changed = await setUserRole(trx, p.username, p.role);
+          await recordHistory(trx, { entity: 'user', entityId: changed.id, action: 'set_role', from: row?.role ?? null, to: changed.role, actor: actorOf(admin) });
+          return { user: changed, before: row?.role ?? null };
+        });
+        ctx.logger.info('user role changed', { username: user.username, from: before, role: user.role, by: admin.username });
         return { user };
       },
     },

@@ -1,6 +1,5 @@
-import fs from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { migrationStatus, nullLogger, openDb, redactDbUrl, serverUrl, type Db, type FirnConfig, type Logger } from '@firn/core';
+import { HTTP_LIMIT_DEFAULTS, addStrictTransportSecurity, applyHttpLimits, fastifyHttpOptions, httpLimitsOf, migrationStatus, nullLogger, openDb, redactDbUrl, serverUrl, type Db, type FirnConfig, type Logger } from '@firn/core';
 import { mountWeb, trayUrlOf, type WebDeps } from './web-routes';
 
 export interface StartWebOptions {
@@ -35,8 +34,12 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   try {
     const status = await migrationStatus(db);
     if (status.pending.length) logger.warn('database schema is behind: run `firn db migrate`', { pending: status.pending });
-    const tls = config.mon.tls_cert && config.mon.tls_key ? { https: { cert: fs.readFileSync(config.mon.tls_cert), key: fs.readFileSync(config.mon.tls_key) } } : {};
-    const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, keepAliveTimeout: 65_000, ...tls }) as unknown as FastifyInstance;
+    const tls = config.mon.tls_cert && config.mon.tls_key ? { cert: config.mon.tls_cert, key: config.mon.tls_key } : undefined;
+    // the same connection limits as firn-mon's built-in web monitor: [mon] idle_timeout, request_timeout, …
+    const limits = httpLimitsOf(config.mon, HTTP_LIMIT_DEFAULTS.mon);
+    const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, ...fastifyHttpOptions(limits, tls), return503OnClosing: true }) as unknown as FastifyInstance;
+    applyHttpLimits(app.server, limits);
+    addStrictTransportSecurity(app);
     app.get('/healthz', async () => {
       let database = 'ok';
       try {

@@ -37,6 +37,8 @@ maybe('web monitor in Chromium', () => {
   let env: WebEnv;
   let browser: Browser;
   let anon: BrowserContext;
+  /** Logged in as bob (a viewer): pages need a session unless [mon] anonymous_read. */
+  let reader: BrowserContext;
   const problems: string[] = [];
 
   const watch = (page: Page) => {
@@ -76,6 +78,8 @@ maybe('web monitor in Chromium', () => {
     env = await startWebEnv('sqlite', { pollSeconds: 1, cacheMs: 0 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
     anon = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    reader = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    await (await login(reader, 'bob')).close();
   });
   afterAll(async () => {
     await browser?.close();
@@ -87,7 +91,7 @@ maybe('web monitor in Chromium', () => {
   });
 
   test('general view: datasets with filters and search, grids; hostile text stays text', async () => {
-    const page = await open(anon, '/');
+    const page = await open(reader, '/');
     expect(await page.locator('#datasets tbody tr').count()).toBe(3);
     const sim = page.locator(`#datasets tr[data-dataset="${env.seed.sim.id}"]`);
     expect(await sim.locator('td.desc').textContent()).toBe(HOSTILE);
@@ -107,7 +111,7 @@ maybe('web monitor in Chromium', () => {
   });
 
   test('grid view: plugin, heartbeat, queued/running, datasets, black-holed nodes', async () => {
-    const page = await open(anon, '/grids/grid-a');
+    const page = await open(reader, '/grids/grid-a');
     expect(await text(page, '#grid-plugin')).toBe('slurm');
     expect([await text(page, '#grid-queued'), await text(page, '#grid-running'), await text(page, '#grid-blackholed')]).toEqual(['0', '1', '1']);
     expect(await text(page, '#grid-heartbeat')).toBe(new Date(env.seed.now - 30_000).toISOString().slice(0, 19).replace('T', ' '));
@@ -118,7 +122,7 @@ maybe('web monitor in Chromium', () => {
   });
 
   test('dataset view: task and job counts, errors, statistics, sites and charts', async () => {
-    const page = await open(anon, `/datasets/${env.seed.sim.id}`);
+    const page = await open(reader, `/datasets/${env.seed.sim.id}`);
     expect(await text(page, '#description')).toBe(HOSTILE);
     const want = expectedTaskCounts(env.seed);
     for (const s of TASK_STATUSES) expect([s, await text(page, `#tasks-${s}`)]).toEqual([s, String(want[s] ?? 0)]);
@@ -152,7 +156,7 @@ maybe('web monitor in Chromium', () => {
   });
 
   test('live updates: counts change without a reload when a daemon moves a task', async () => {
-    const page = await open(anon, `/datasets/${env.seed.sim.id}`);
+    const page = await open(reader, `/datasets/${env.seed.sim.id}`);
     expect([await text(page, '#tasks-QUEUED'), await text(page, '#tasks-PROCESSING')]).toEqual(['1', '1']);
     const navigations: string[] = [];
     page.on('framenavigated', (f) => navigations.push(f.url()));
@@ -166,7 +170,7 @@ maybe('web monitor in Chromium', () => {
   });
 
   test('job view: tasks with host, resources, statistics, logs, files with checksums, history', async () => {
-    const page = await open(anon, `/datasets/${env.seed.sim.id}/jobs/0`);
+    const page = await open(reader, `/datasets/${env.seed.sim.id}/jobs/0`);
     expect(await page.locator('#tasks tbody tr').count()).toBe(2);
     expect(await page.locator('#tasks tbody tr td:nth-child(4)').allTextContents()).toEqual(['node01.a', 'node01.a']);
     expect(await page.locator('#task-0 .task-stats tbody tr').allTextContents()).toEqual(['energy1', 'events1,000']);
@@ -186,7 +190,7 @@ maybe('web monitor in Chromium', () => {
   });
 
   test('calendar, day and run views for offline data', async () => {
-    const page = await open(anon, '/calendar');
+    const page = await open(reader, '/calendar');
     expect(await text(page, '#month')).toBe('2024-06');
     const day = page.locator('td[data-date="2024-06-03"]');
     expect(await day.locator('[data-count="OK"]').textContent()).toBe('3 ok');
@@ -248,6 +252,23 @@ maybe('web monitor in Chromium', () => {
       expect(await env.t.db('dataset').select('status', 'priority').where({ id }).first()).toEqual(before);
       const job = await open(ctx, `/datasets/${id}/jobs/6`);
       expect(await job.locator('#btn-job-reset').count()).toBe(0);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  test('an anonymous visitor is sent to the login page and, logged in, back to the page asked for', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    try {
+      const page = watch(await ctx.newPage());
+      const target = `/datasets/${env.seed.sim.id}/jobs/0`;
+      await page.goto(env.web.url + target);
+      expect(page.url()).toBe(`${env.web.url}/login?next=${encodeURIComponent(target)}`);
+      expect(await page.locator('#datasets, #tasks').count()).toBe(0);
+      await page.fill('input[name=username]', 'bob');
+      await page.fill('input[name=password]', PASSWORDS.bob);
+      await Promise.all([page.waitForURL(env.web.url + target), page.click('#login-submit')]);
+      expect(await text(page, '.flash-ok')).toBe('Logged in as bob (viewer).');
     } finally {
       await ctx.close();
     }

@@ -14,7 +14,7 @@ export interface WebEnv {
   close(): Promise<void>;
 }
 
-export async function startWebEnv(kind: DbKind, web: { pollSeconds?: number; cacheMs?: number } = {}): Promise<WebEnv> {
+export async function startWebEnv(kind: DbKind, web: { pollSeconds?: number; cacheMs?: number; anonymousRead?: boolean } = {}): Promise<WebEnv> {
   const t = await createTestDb(kind);
   const seed = await seedWeb(t.db);
   const trayCfg = loadConfig({ overrides: { db: { url: t.url }, tray: { host: '127.0.0.1', port: 0 }, log: { level: 'error' } } });
@@ -22,7 +22,7 @@ export async function startWebEnv(kind: DbKind, web: { pollSeconds?: number; cac
   const config = loadConfig({
     overrides: { db: { url: t.url }, mon: { host: '127.0.0.1', port: 0, tray_url: tray.url }, log: { level: 'error' } },
   });
-  const running = await startWeb({ config, db: t.db, web: { pollSeconds: web.pollSeconds ?? 1, cacheMs: web.cacheMs ?? 0, whoamiTtlMs: 500 } });
+  const running = await startWeb({ config, db: t.db, web: { pollSeconds: web.pollSeconds ?? 1, cacheMs: web.cacheMs ?? 0, whoamiTtlMs: 500, anonymousRead: web.anonymousRead } });
   return {
     t, seed, tray, web: running, config,
     async close() {

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import tls from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  NotFoundError, RpcError, RpcErrorCode, ValidationError, coerceError, getDataset, getDatasetOwner, nullLogger, serverUrl,
-  type Db, type FirnConfig, type Logger,
+  ConfigError, NotFoundError, RpcError, RpcErrorCode, ValidationError, coerceError, getDataset, getDatasetOwner, nullLogger, serverUrl,
+  type Db, type FirnConfig, type Logger, type MonSection,
 } from '@firn/core';
 import { loadAssets, type Asset } from './assets';
 import type { SafeHtml } from './html';
@@ -27,8 +28,13 @@ export interface WebDeps {
   config?: FirnConfig;
   /** firn-tray URL for login and control actions (overrides the config). */
   trayUrl?: string;
-  /** PEM CA for an https tray (default: `[tray] tls_cert` when readable, i.e. a self-signed tray on this host). */
+  /**
+   * PEM CA(s) trusted for an https tray, instead of the default: the system CAs plus `[mon] tray_ca`
+   * (a PEM bundle file) or, without it, plus `[tray] tls_cert` when readable (a self-signed tray on this host).
+   */
   trayCa?: string | Buffer;
+  /** Serve every page to visitors who are not logged in (default `[mon] anonymous_read`, else false). */
+  anonymousRead?: boolean;
   /** Seconds between live updates in the browser (default 5). */
   pollSeconds?: number;
   /** How long query results are shared between requests, ms (default 2000; 0: never). */
@@ -52,17 +58,41 @@ export function trayUrlOf(deps: Pick<WebDeps, 'trayUrl' | 'config'>): string {
   return 'http://127.0.0.1:8580';
 }
 
-function trayCaOf(deps: WebDeps, url: string): string | Buffer | undefined {
+/** `[mon]` keys of the web monitor beyond the core MonSection (schemas/config.schema.json). */
+interface WebMonSection extends MonSection {
+  anonymous_read?: boolean;
+  tray_ca?: string;
+}
+
+function webSettingsOf(config: FirnConfig | undefined): Partial<WebMonSection> {
+  return (config?.mon ?? {}) as Partial<WebMonSection>;
+}
+
+/**
+ * What the tray gateway trusts for an https tray: the system CAs plus `[mon] tray_ca` (a PEM bundle:
+ * a private CA that signed the tray's certificate); without it, plus `[tray] tls_cert` when readable
+ * (the old behaviour: a self-signed tray on this host). An unreadable tray_ca fails the start.
+ */
+export function trayCaOf(deps: Pick<WebDeps, 'trayCa' | 'config'>, url: string): string | Buffer | undefined {
   if (deps.trayCa !== undefined) return deps.trayCa;
-  const cert = deps.config?.tray.tls_cert;
-  if (url.startsWith('https:') && cert) {
+  if (!url.startsWith('https:')) return undefined;
+  const bundle = webSettingsOf(deps.config).tray_ca;
+  let extra: string | undefined;
+  if (bundle) {
     try {
-      return fs.readFileSync(cert);
+      extra = fs.readFileSync(bundle, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`[mon] tray_ca: cannot read ${bundle}: ${(e as Error).message}`);
+    }
+    if (!extra.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`[mon] tray_ca: ${bundle} holds no PEM certificate`);
+  } else if (deps.config?.tray.tls_cert) {
+    try {
+      extra = fs.readFileSync(deps.config.tray.tls_cert, 'utf8');
     } catch {
-      return undefined;
+      return undefined; // not on this host: the system CAs alone
     }
   }
-  return undefined;
+  return extra === undefined ? undefined : [...tls.rootCertificates, extra].join('\n');
 }
 
 function idParam(value: unknown, what: string): number {
@@ -98,6 +128,7 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
   const db = deps.db;
   const url = trayUrlOf(deps);
   const tray = new TrayGateway({ url, ca: trayCaOf(deps, url), logger, whoamiTtlMs: deps.whoamiTtlMs });
+  const anonymousRead = deps.anonymousRead ?? webSettingsOf(deps.config).anonymous_read ?? false;
   const cache = new TtlCache(deps.cacheMs ?? 2000);
   const pollSeconds = deps.pollSeconds ?? 5;
   const assets = loadAssets();
@@ -111,6 +142,7 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
     pollSeconds,
     path: req.url,
     now: Date.now(),
+    anonymousRead,
   });
   const sendPage = (reply: FastifyReply, page: SafeHtml, status = 200) =>
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page.toString());
@@ -138,9 +170,29 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
       try {
         ctx = await viewContext(req, reply);
       } catch {
-        ctx = { session: { token: null, user: null, csrf: null, trayDown: false, canControl: false }, flash: null, assets: assetUrls, pollSeconds, path: '/', now: Date.now() };
+        ctx = { session: { token: null, user: null, csrf: null, trayDown: false, canControl: false }, flash: null, assets: assetUrls, pollSeconds, path: '/', now: Date.now(), anonymousRead };
       }
       return sendPage(reply, pages.errorPage(ctx, status, message), status);
+    });
+
+    // ------------------------------------------------------------------ who may read
+    // Every page and JSON endpoint shows production data: a viewer session is needed unless
+    // [mon] anonymous_read. Public: static files, the icon, the login form. POSTs check their
+    // own session (controls need a manager, login needs its form token).
+    const PUBLIC_ROUTES = new Set(['/static/:file', '/favicon.ico', '/login']);
+    web.addHook('preHandler', async (req, reply) => {
+      const reading = req.method === 'GET' || req.method === 'HEAD';
+      if (anonymousRead || !reading || PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
+      const s = await getSession(req, reply, tray, logger);
+      if (s.user) return;
+      const status = s.trayDown ? 503 : 401;
+      const message = s.trayDown ? 'firn-tray cannot be reached to check your session: try again later.' : 'Log in to read this page.';
+      if (req.url.startsWith('/api/')) return reply.code(status).header('cache-control', 'no-store').send({ error: message });
+      if (!s.trayDown && (req.headers.accept ?? '').includes('text/html')) {
+        return reply.header('cache-control', 'no-store').redirect(`/login?${new URLSearchParams({ next: safeNext(req.url) }).toString()}`, 303);
+      }
+      if (s.trayDown) return sendPage(reply, pages.errorPage(await viewContext(req, reply, s), status, message), status);
+      return reply.code(status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(`${message}\n`);
     });
 
     // ------------------------------------------------------------------ static files

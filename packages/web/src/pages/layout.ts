@@ -14,6 +14,8 @@ export interface ViewContext {
   /** The path and query of this page (for the login form's return). */
   path: string;
   now: number;
+  /** Pages are served to visitors who are not logged in ([mon] anonymous_read). */
+  anonymousRead?: boolean;
 }
 
 export interface PageOptions {

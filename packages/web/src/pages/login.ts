@@ -3,7 +3,7 @@ import { layout, type ViewContext } from './layout';
 
 export function loginPage(ctx: ViewContext, csrf: string, next: string, error?: string, username = ''): SafeHtml {
   const body = html`<h1>Log in</h1>
-<p class="muted">With your firn-tray account. Viewing needs no login; controls do.</p>
+<p class="muted">With your firn-tray account. ${ctx.anonymousRead ? 'Viewing needs no login; controls do.' : 'Every page needs a login (a viewer account is enough); controls need a manager.'}</p>
 ${error ? html`<p class="flash flash-error" id="login-error">${error}</p>` : ''}
 <form method="post" action="/login" class="login" id="login-form">
   <input type="hidden" name="csrf" value="${csrf}">

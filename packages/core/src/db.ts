@@ -89,12 +89,28 @@ export interface OpenDbOptions {
   poolMax?: number;
 }
 
+/**
+ * Make sure a new SQLite database is private before better-sqlite3 opens it: missing directories are
+ * created 0700 and a missing file 0600 (SQLite gives its -wal and -shm files the database file's
+ * mode). The database holds password and token hashes, passkey hashes and every log; with the usual
+ * umask 022 better-sqlite3 would create it 0644. Existing files and directories are left as the
+ * operator set them (e.g. group-readable for a read-only firn-web account).
+ */
+function createPrivateSqliteFile(filename: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true, mode: 0o700 });
+  try {
+    fs.closeSync(fs.openSync(filename, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
 /** Open a knex instance for the URL (does not migrate). */
 export function openDb(url: string, options: OpenDbOptions = {}): Db {
   const p = parseDbUrl(url);
   if (p.kind === 'sqlite') {
     const filename = p.filename!;
-    if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+    if (filename !== ':memory:') createPrivateSqliteFile(filename);
     return knexFactory({
       client: 'better-sqlite3',
       connection: { filename },

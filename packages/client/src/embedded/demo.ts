@@ -24,7 +24,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const write = (s: string) => o.out.write(s);
   fs.rmSync(o.dataDir, { recursive: true, force: true });
   const logger = o.logger ?? createLogger({ level: 'warn', format: 'text', file: path.join(o.dataDir, 'firn.log') });
-  fs.mkdirSync(o.dataDir, { recursive: true });
+  fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const started = Date.now();
   // The example's photon task asks for one GPU. The embedded local grid declares one so the
   // DAG runs here; the example's photon step is a CPU stand-in that needs no real GPU.
@@ -99,6 +99,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const dirs = [...new Set(outputs.map((r) => path.dirname(r.url.replace(/^file:\/\//, ''))))];
     write(`\n${outputs.length} permanent outputs, verified by md5 + sha256, in:\n${dirs.map((d) => `  ${d}\n`).join('')}`);
     write(`\nweb monitor: run \`node packages/client/bin/firn up --data ${path.relative(process.cwd(), o.dataDir) || '.'}\` and open http://127.0.0.1:8581/datasets/${sub.dataset_id}\n`);
+    // pages need a login ([mon] anonymous_read is off in the embedded mode too): the demo's admin
+    write(`  log in as ${admin.username}, password ${admin.password} (created for this data directory; also for \`firn login http://127.0.0.1:8580 --username ${admin.username}\`)\n`);
     write(`log: ${path.join(o.dataDir, 'firn.log')}\n`);
     return 0;
   } finally {

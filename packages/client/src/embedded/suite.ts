@@ -90,7 +90,10 @@ export const EMBEDDED_BLACKHOLE_COOLDOWN = 60;
 /** Start everything; resumes whatever the data directory's database holds. */
 export async function startEmbedded(o: EmbeddedOptions): Promise<EmbeddedSuite> {
   const logger = o.logger;
-  fs.mkdirSync(path.resolve(o.dataDir), { recursive: true });
+  // private: the database (password, token and passkey hashes, logs), scripts and outputs live here
+  fs.mkdirSync(path.resolve(o.dataDir), { recursive: true, mode: 0o700 });
+  const dirMode = fs.statSync(path.resolve(o.dataDir)).mode & 0o777;
+  if (dirMode & 0o077) logger.warn('the data directory is open to other users: chmod 700 it', { dir: path.resolve(o.dataDir), mode: dirMode.toString(8) });
   const overrides: RawConfig = {};
   if (o.flagsWin) {
     if (o.trayPort !== undefined) (overrides.tray ??= {}).port = o.trayPort;

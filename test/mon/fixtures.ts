@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import {
-  RpcClient, RpcError, TaskStatus, loadConfig, randomSecret, sha256Hex, transition,
+  RpcClient, RpcError, TaskStatus, foldTaskStats, loadConfig, randomSecret, sha256Hex, transition,
   type Db, type FirnConfig, type RawConfig,
 } from '@firn/core';
 
@@ -22,6 +22,31 @@ export const DATASET_CONFIG = {
   ],
 };
 
+/** DATASET_CONFIG whose task declares one output, out.dat (see outDat). */
+export const CONFIG_WITH_OUTPUT = {
+  ...DATASET_CONFIG,
+  tasks: [{ ...DATASET_CONFIG.tasks[0]!, data: [{ local: 'out.dat', remote: 'file:///dest/$(job)/out.dat', movement: 'output' }] }],
+};
+
+/** Site temp and destination root of monConfig. */
+export const SITE_TEMP = 'file:///tmp/firn-site-temp';
+export const DESTINATIONS = 'file:///dest';
+
+/** Where mon puts out.dat of job `jobIndex` (task generate) of the seeded dataset. */
+export function outDat(datasetId: number, jobIndex: number): { url: string; temp_url: string } {
+  return { url: `file:///dest/${jobIndex}/out.dat`, temp_url: `${SITE_TEMP}/${datasetId}/${jobIndex}/generate/out.dat` };
+}
+
+/** What firn-dh does once a READYTOCOPY task's outputs are delivered: → OK, statistics folded. */
+export async function deliver(db: Db, taskIds: number[]): Promise<void> {
+  await transition(db, { taskIds, from: TaskStatus.READYTOCOPY, to: TaskStatus.COPYING, by: 'dh', actor: 'dh' });
+  await transition(db, { taskIds, from: TaskStatus.COPYING, to: TaskStatus.COPIED, by: 'dh', actor: 'dh' });
+  await db.transaction(async (trx) => {
+    await transition(trx, { taskIds, from: TaskStatus.COPIED, to: TaskStatus.OK, by: 'dh', actor: 'dh' });
+    await foldTaskStats(trx, taskIds);
+  });
+}
+
 export const EXTERNAL_MODULE_SOURCE = '#!/bin/sh\necho "external module ✓"\n';
 
 export interface SeededTask {
@@ -39,11 +64,11 @@ export interface Seeded {
 }
 
 /** One dataset with `jobs` one-task jobs, every task QUEUED with its own passkey. */
-export async function seedDataset(db: Db, jobs: number, options: { status?: string } = {}): Promise<Seeded> {
+export async function seedDataset(db: Db, jobs: number, options: { status?: string; config?: unknown } = {}): Promise<Seeded> {
   const t = Date.now();
   const gridName = `grid-${crypto.randomBytes(3).toString('hex')}`;
   const [gridId] = await db('grid').insert({ name: gridName, plugin: 'local', capabilities: '{}', created_at: t });
-  const config = JSON.stringify(DATASET_CONFIG);
+  const config = JSON.stringify(options.config ?? DATASET_CONFIG);
   const [datasetId] = await db('dataset').insert({
     description: 'mon test', status: 'PROCESSING', tasks_per_job: 1, jobs_submitted: jobs,
     config, config_hash: sha256Hex(config), created_at: t, updated_at: t,
@@ -99,7 +124,8 @@ export function monConfig(dbUrl: string, mon: Record<string, unknown> = {}, extr
       ...extra,
       db: { url: dbUrl },
       mon: { host: '127.0.0.1', port: 0, flush_ms: 20, web: false, ...mon },
-      system: { site_temp: 'file:///tmp/firn-site-temp', ...(extra.system ?? {}) },
+      system: { site_temp: SITE_TEMP, ...(extra.system ?? {}) },
+      dh: { destinations: DESTINATIONS, ...(extra.dh ?? {}) },
     },
   });
 }

@@ -1,7 +1,7 @@
 import { RpcClient, RpcError, TaskStatus, isMysql, statOfValues, summarizeStat, transition, type Db } from '@firn/core';
 import { createMonServer, tailBytes, type MonServer, type StartResult } from '@firn/mon';
 import { DB_KINDS, createTestDb, waitUntil, type TestDb } from '../helpers/db';
-import { DATASET_CONFIG, EXTERNAL_MODULE_SOURCE, checksums, monConfig, resetAndRequeue, rpcErrorOf, seedDataset } from './fixtures';
+import { CONFIG_WITH_OUTPUT, EXTERNAL_MODULE_SOURCE, checksums, deliver, monConfig, outDat, resetAndRequeue, rpcErrorOf, seedDataset } from './fixtures';
 
 /**
  * firn-mon in-process on an ephemeral port, against real SQLite and MariaDB, with RpcClient
@@ -35,7 +35,7 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
 
   test('a task\'s whole life; dataset statistics exact over several jobs, with one retried job counted once', async () => {
     await startMon();
-    const seeded = await seedDataset(db, 4);
+    const seeded = await seedDataset(db, 4, { config: CONFIG_WITH_OUTPUT });
     // per job: stats it reports in its successful attempt
     const good: Array<Record<string, number>> = [
       { events: 100, energy: 1.5 },
@@ -76,7 +76,7 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
         id: task.id, name: 'generate', task_index: 0, dataset_id: seeded.datasetId, job_id: task.jobId, job_index: task.jobIndex, jobs_total: 4,
         requirements: { cpu: 2, gpu: 0, memory: 3000, disk: 10000, time: 60 },
       });
-      expect(started.config).toEqual(DATASET_CONFIG);
+      expect(started.config).toEqual(CONFIG_WITH_OUTPUT);
       expect(started.args).toEqual({ seed: 1000 + task.jobIndex });
       expect(started.inputs).toEqual([{ url: `file:///data/in-${task.jobIndex}.dat`, local_name: `in-${task.jobIndex}.dat`, md5: 'a'.repeat(32), sha256: 'b'.repeat(64), size: 10 + task.jobIndex }]);
       const src = checksums(EXTERNAL_MODULE_SOURCE);
@@ -98,7 +98,7 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
       await client.call('pilot.log', { ...auth, name: 'stdout', data: `job ${i} line 2\n` });
       await client.call('pilot.log', { ...auth, name: 'stderr', data: 'warning: none\n' });
       const out = checksums(`output of job ${i}`);
-      const file = { local_name: 'out.dat', url: `file:///dest/${i}/out.dat`, temp_url: `file:///tmp/firn-site-temp/${task.id}/out.dat`, type: 'permanent', ...out };
+      const file = { local_name: 'out.dat', ...outDat(seeded.datasetId, task.jobIndex), type: 'permanent', ...out };
       await client.call('pilot.files', { ...auth, files: [{ ...file, size: 1 }] });
       await client.call('pilot.files', { ...auth, files: [file] }); // idempotent per local_name: replaces
       const done = await client.call('pilot.finish', { ...auth, ok: true, resources: { cpu_seconds: 42.5, wall_seconds: 50 } });
@@ -122,7 +122,10 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
       expect((await rpcErrorOf(client, 'pilot.heartbeat', { ...auth, cpu_seconds: 1 })).code).toBe(-32009);
     }
 
-    // dataset statistics: exactly the successful attempts, the failed attempt not at all
+    // dataset statistics: nothing until the tasks are OK (firn-dh), then exactly the successful
+    // attempts, the failed attempt not at all
+    expect(await db('dataset_stat').where({ dataset_id: seeded.datasetId })).toHaveLength(0);
+    await deliver(db, seeded.tasks.map((t) => t.id));
     const rows = await db('dataset_stat').where({ dataset_id: seeded.datasetId }).orderBy('name');
     expect(rows.map((r: { name: string }) => r.name)).toEqual(['energy', 'events']);
     for (const r of rows) {
@@ -225,6 +228,8 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
     await expect(client.call('pilot.finish', { ...auth, ok: true })).resolves.toEqual({ status: 'READYTOCOPY' });
     await expect(client.call('pilot.finish', { ...auth, ok: true })).resolves.toEqual({ status: 'READYTOCOPY' });
     // the retried finish folded nothing twice and counted the node once
+    expect(await db('dataset_stat').where({ dataset_id: seeded.datasetId })).toHaveLength(0); // folded at OK, by dh
+    await deliver(db, [t.id]);
     const stat = await db('dataset_stat').where({ dataset_id: seeded.datasetId, name: 'x' }).first();
     expect(Number(stat.n)).toBe(1);
     expect(Number((await db('node').where({ hostname: 'h1' }).first()).ok_count)).toBe(1);
@@ -278,6 +283,7 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
       { method: 'pilot.finish', params: { ...auth, ok: true } },
     ]);
     expect(res).toEqual([{ ok: true }, { ok: true }, { ok: true }, { status: 'READYTOCOPY' }]);
+    await deliver(db, [t.id]);
     const stats = await db('dataset_stat').where({ dataset_id: seeded.datasetId }).orderBy('name');
     expect(stats.map((s: { name: string; n: number; sum: number }) => [s.name, Number(s.n), Number(s.sum)])).toEqual([['hits', 1, 7], ['misses', 1, 2]]);
     expect((await db('task_log').where({ task_id: t.id, name: 'pilot' }).first()).data).toBe('done\n');
@@ -285,9 +291,9 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
 
   test('pilot.finish carrying the task\'s last stats, logs and files writes them with the outcome; with a stale passkey nothing of it lands', async () => {
     await startMon();
-    const seeded = await seedDataset(db, 2);
+    const seeded = await seedDataset(db, 2, { config: CONFIG_WITH_OUTPUT });
     const [a, b] = [seeded.tasks[0]!, seeded.tasks[1]!];
-    const file = { local_name: 'out.dat', url: 'file:///dest/out.dat', temp_url: 'file:///tmp/out.dat', type: 'permanent', size: 3, md5: 'A'.repeat(32), sha256: 'b'.repeat(64) };
+    const file = { local_name: 'out.dat', ...outDat(seeded.datasetId, a.jobIndex), type: 'permanent', size: 3, md5: 'A'.repeat(32), sha256: 'b'.repeat(64) };
     for (const t of [a, b]) await client.call('pilot.start', { task_id: t.id, passkey: t.passkey });
     // an earlier update of the same task, then the finish with the rest
     await client.call('pilot.stats', { task_id: a.id, passkey: a.passkey, stats: { early: 1, hits: 100 } });
@@ -295,15 +301,15 @@ describe.each(DB_KINDS)('firn-mon on %s', (kind) => {
       task_id: a.id, passkey: a.passkey, ok: true, resources: { cpu_seconds: 2, wall_seconds: 3 },
       stats: { hits: 7, misses: 2 }, logs: [{ name: 'pilot', data: 'done\n', append: false }, { name: 't.m.stdout', data: 'out\n' }], files: [file],
     })).resolves.toEqual({ status: 'READYTOCOPY' });
-    const stats = await db('dataset_stat').where({ dataset_id: seeded.datasetId }).orderBy('name');
-    expect(stats.map((s: { name: string; n: number; sum: number }) => [s.name, Number(s.n), Number(s.sum)])).toEqual([['early', 1, 1], ['hits', 1, 7], ['misses', 1, 2]]);
+    const stats = await db('task_stat').where({ task_id: a.id }).orderBy('name');
+    expect(stats.map((s: { name: string; value: number }) => [s.name, Number(s.value)])).toEqual([['early', 1], ['hits', 7], ['misses', 2]]);
     expect((await db('task_log').where({ task_id: a.id }).orderBy('name')).map((l: { name: string; data: string }) => [l.name, l.data])).toEqual([['pilot', 'done\n'], ['t.m.stdout', 'out\n']]);
     const files = await db('file').where({ task_id: a.id, kind: 'output' });
     expect(files.map((f: Record<string, unknown>) => [f.local_name, f.state, f.md5, Number(f.size)])).toEqual([['out.dat', 'STAGED', 'a'.repeat(32), 3]]);
     expect(Number((await db('task').where({ id: a.id }).first()).cpu_seconds)).toBe(2);
     // a retried finish (lost answer) writes nothing more
     await expect(client.call('pilot.finish', { task_id: a.id, passkey: a.passkey, ok: true, stats: { hits: 1000 }, files: [file] })).resolves.toEqual({ status: 'READYTOCOPY' });
-    expect(Number((await db('dataset_stat').where({ dataset_id: seeded.datasetId, name: 'hits' }).first()).sum)).toBe(7);
+    expect(Number((await db('task_stat').where({ task_id: a.id, name: 'hits' }).first()).value)).toBe(7);
     expect(await db('file').where({ task_id: a.id, kind: 'output' })).toHaveLength(1);
     // a wrong passkey: refused, and none of what it carried is written
     expect((await rpcErrorOf(client, 'pilot.finish', { task_id: b.id, passkey: 'x'.repeat(20), ok: true, stats: { hits: 5 }, logs: [{ name: 'pilot', data: 'no' }], files: [file] })).code).toBe(-32009);

@@ -416,7 +416,7 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
     const issues: ValidationIssue[] = [];
     const byName = new Map<string, { f: OutputFile; url: string; temp_url: string; type: string }>();
     files.forEach((f, i) => {
-      const at = `/files/${i}`;
+      const at = `/params/files/${i}`;
       const d = declared.get(f.local_name);
       if (!d) {
         const names = [...declared.keys()];

@@ -143,6 +143,44 @@ describe.each(DB_KINDS)('claimTasks on %s', (kind) => {
     expect(Number(n)).toBe(300);
   });
 
+  test('large datasets: concurrent claimers start apart, lock about what they take, and together take every task once', async () => {
+    const db = t.db;
+    const g = await addGrid(db, 'site');
+    const ds = await seedDataset(db, { jobs: 6000, grids: [g] });
+    // 12 claimers of 50 at once, until nothing is left (the wrap below each start point included)
+    const ids: number[] = [];
+    const firstIds: number[] = [];
+    let maxLocked = 0;
+    const watch = kind === 'mariadb' ? setInterval(() => {
+      void db.raw('SELECT COALESCE(MAX(trx_rows_locked), 0) AS n FROM information_schema.INNODB_TRX').then(([r]: [Array<{ n: number }>]) => {
+        maxLocked = Math.max(maxLocked, Number(r[0]?.n ?? 0));
+      }, () => undefined);
+    }, 5) : null;
+    try {
+      for (let round = 0; round < 40 && ids.length < ds.all.length; round++) {
+        const got = await Promise.all(Array.from({ length: 12 }, () => claim(db, g, 'site', {}, 50)));
+        for (const r of got) {
+          if (round === 0 && r.length) firstIds.push(r[0]!.id);
+          ids.push(...r.map((x) => x.id));
+        }
+      }
+    } finally {
+      if (watch) clearInterval(watch);
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort((x, y) => x - y)).toEqual(ds.all);
+    const [{ n }] = (await db('history').count({ n: '*' }).where({ entity: 'task', to_status: 'QUEUEING' })) as [{ n: number }];
+    expect(Number(n)).toBe(6000);
+    if (kind === 'mariadb') {
+      // the first round's claimers began far apart: walking from the oldest task, 12 claimers of
+      // 50 started within 600 ids of each other (each stepping over the others' locked rows)
+      expect(Math.max(...firstIds) - Math.min(...firstIds)).toBeGreaterThan(1200);
+      // InnoDB locks two index records per claimed task (the (status, dataset_id) entry and the
+      // row): a claimer of 50 held about that, not the batches it would have stepped over
+      expect(maxLocked).toBeLessThanOrEqual(4 * 50);
+    }
+  }, 120_000);
+
   test('a claim holds its tasks only: another claimer gets the other tasks of the same job at once', async () => {
     if (kind === 'sqlite') return; // SQLite has one writer at a time: there is no row lock to look at
     const db = t.db;

@@ -305,7 +305,7 @@ export class WriteBatcher {
       return true;
     } catch (e) {
       const failure = coerceError(e);
-      if (isDatabaseUnavailable(failure)) {
+      if (isDatabaseUnavailable(e)) { // the thrown value itself: coerceError may have wrapped it
         this.logger.warn('flush of pilot updates failed: database unavailable', { updates: entries.length, error: clip(failure.message) });
         const answer = new UnavailableError('unavailable, retry: firn-mon cannot reach its database', { retry_after_ms: 2000 });
         for (const entry of entries) answers.set(entry, answer);

@@ -78,3 +78,70 @@ export function recentFailures(recent: string, window: number): number {
   for (const c of recent.slice(-window)) if (c === NodeOutcome.FAILED) n++;
   return n;
 }
+
+/** A black-holed node as `grid.holes` lists it. */
+export interface BlackHole {
+  /** The grid the node last ran tasks for (null: not known). */
+  grid: string | null;
+  node: string;
+  /** Why firn-dh excluded it (its history row), null when none is on record. */
+  reason: string | null;
+  /** When it was excluded (ms), null when no history row says. */
+  since: number | null;
+  /** When the exclusion ends (ms). */
+  until: number;
+}
+
+/** Most black holes one answer lists (the rest are counted in `more`). */
+export const BLACK_HOLES_MAX = 1000;
+
+/**
+ * The nodes black-holed at `now`, with the reason and time of their latest `blackhole` history
+ * row; of the given grids only when `gridIds` is given. Ordered by grid and host name.
+ */
+export async function listBlackholes(db: DbOrTrx, now: number = nowMs(), gridIds?: readonly number[]): Promise<{ holes: BlackHole[]; more: number }> {
+  const q = db('node as n')
+    .leftJoin('grid as g', 'g.id', 'n.grid_id')
+    .select('n.id', 'n.hostname', 'n.blackholed_until', 'g.name as grid')
+    .where('n.blackholed_until', '>', now)
+    .orderBy([{ column: 'g.name', order: 'asc' }, { column: 'n.hostname', order: 'asc' }])
+    .limit(BLACK_HOLES_MAX + 1);
+  if (gridIds) q.whereIn('n.grid_id', gridIds.length ? [...gridIds] : [-1]);
+  const rows: Array<{ id: number; hostname: string; blackholed_until: number | string; grid: string | null }> = await q;
+  const more = Math.max(0, rows.length - BLACK_HOLES_MAX);
+  const shown = rows.slice(0, BLACK_HOLES_MAX);
+  const why = new Map<number, { reason: string | null; created_at: number }>();
+  for (const part of chunk(shown.map((r) => Number(r.id)), 500)) {
+    // the latest blackhole row per node: max id per entity_id, then those rows
+    const latest = db('history').max({ id: 'id' }).where({ entity: 'node', action: 'blackhole' }).whereIn('entity_id', part).groupBy('entity_id');
+    const hist: Array<{ entity_id: number; reason: string | null; created_at: number | string }> = await db('history')
+      .select('entity_id', 'reason', 'created_at')
+      .whereIn('id', latest);
+    for (const h of hist) why.set(Number(h.entity_id), { reason: h.reason, created_at: Number(h.created_at) });
+  }
+  return {
+    holes: shown.map((r) => {
+      const h = why.get(Number(r.id));
+      return { grid: r.grid ?? null, node: r.hostname, reason: h?.reason ?? null, since: h ? h.created_at : null, until: Number(r.blackholed_until) };
+    }),
+    more,
+  };
+}
+
+/**
+ * End a node's black-hole exclusion now (`grid.clear_hole`): `blackholed_until` cleared and its
+ * outcome window emptied (it is judged on new tasks only). Returns the node's id and whether it
+ * was black-holed; null when no node of that name belongs to the grid (`gridId` null: a node
+ * not attributed to any grid).
+ */
+export async function clearBlackhole(db: DbOrTrx, gridId: number | null, host: string, now: number = nowMs()): Promise<{ id: number; until: number | null; wasBlackholed: boolean } | null> {
+  const q = db('node').first('id', 'blackholed_until').where('hostname', host);
+  if (gridId === null) q.whereNull('grid_id');
+  else q.andWhere('grid_id', gridId);
+  const row = (await q) as { id: number; blackholed_until: number | string | null } | undefined;
+  if (!row) return null;
+  const until = row.blackholed_until === null ? null : Number(row.blackholed_until);
+  const wasBlackholed = until !== null && until > now;
+  if (wasBlackholed) await db('node').where({ id: row.id }).update({ blackholed_until: null, recent: '', updated_at: now });
+  return { id: Number(row.id), until, wasBlackholed };
+}

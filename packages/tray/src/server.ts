@@ -7,6 +7,7 @@ import { authMethods } from './auth';
 import { trayConfigOf, trayVersion, type Methods, type TrayContext } from './context';
 import { datasetMethods } from './datasets';
 import { gridMethods } from './grids';
+import { gridHoleMethods } from './grid-holes';
 import { jobMethods } from './jobs';
 import { LdapAuthenticator } from './ldap';
 import { LoginLimiter, loginLimitsOf } from './login-limiter';
@@ -53,6 +54,7 @@ export function trayMethods(ctx: TrayContext): Methods {
     ...datasetMethods(ctx),
     ...jobMethods(ctx),
     ...gridMethods(ctx),
+    ...gridHoleMethods(ctx),
     ...userMethods(ctx),
     ...systemMethods(ctx),
   };

@@ -4,6 +4,7 @@ import { RpcError, RpcErrorCode } from '@firn/core';
 import { call, contextOf, datasetId, globals, output, parseIntArg, parseTarget, print, readJsonFile } from '../context';
 import { CliError, ExitCode } from '../exit-codes';
 import { countBars, num, table, time } from '../output';
+import { holeLines, type BlackHole } from './grid';
 
 interface DatasetInfo {
   id: number; description: string; type: string; status: string; priority: number; owner: string | null;
@@ -23,6 +24,16 @@ export function configIssueLines(e: unknown): string[] {
   if (!(e instanceof RpcError) || e.code !== RpcErrorCode.INVALID_PARAMS) return [];
   const issues = (e.data as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues ?? [];
   return issues.map((i) => `  ${i.path.replace(/^\/params\/config(?=\/|$)/, '') || '/'}: ${i.message}`);
+}
+
+/** The black-holed nodes of the grids a dataset may run on (none from a tray without grid.holes). */
+async function holesOf(cmd: Command, id: number): Promise<BlackHole[]> {
+  try {
+    return (await call<{ holes: BlackHole[] }>(cmd, 'grid.holes', { dataset_id: id })).holes;
+  } catch (e) {
+    if (e instanceof RpcError && e.code === RpcErrorCode.METHOD_NOT_FOUND) return [];
+    throw e;
+  }
 }
 
 export function renderStatus(id: number, s: StatusResult): string {
@@ -108,8 +119,10 @@ export function register(program: Command): void {
       let stop = false;
       void ctx.interrupted?.then(() => (stop = true));
       for (;;) {
-        const s = await call<StatusResult>(cmd, 'dataset.status', { dataset_id: id });
-        const text = json ? JSON.stringify(s) : renderStatus(id, s);
+        const s: StatusResult & { black_holes?: BlackHole[] } = await call<StatusResult>(cmd, 'dataset.status', { dataset_id: id });
+        const holes = await holesOf(cmd, id);
+        if (holes.length) s.black_holes = holes;
+        const text = json ? JSON.stringify(s) : renderStatus(id, s) + holeLines(holes).map((l) => `warning: ${l}\n`).join('');
         if (!opts.watch) {
           output(cmd, s, () => text);
           return;

@@ -9,7 +9,15 @@ function caps(c: Record<string, unknown>): string {
   return Object.entries(c).map(([k, v]) => `${k}=${String(v)}`).join(' ');
 }
 
-/** firn grid add | ls | enable | disable | rm */
+/** A black-holed node as grid.holes lists it. */
+export interface BlackHole { grid: string | null; node: string; reason: string | null; since: number | null; until: number }
+
+/** One line per black-holed node, for `firn grid holes` and `firn status`. */
+export function holeLines(holes: readonly BlackHole[]): string[] {
+  return holes.map((h) => `${h.grid ?? '(no grid)'} ${h.node}: black-holed until ${time(h.until)}${h.reason ? ` — ${h.reason}` : ''}`);
+}
+
+/** firn grid add | ls | enable | disable | rm | holes | clear-hole */
 export function register(program: Command): void {
   const grid = program.command('grid').description('grids (sites) that run tasks');
 
@@ -66,5 +74,29 @@ export function register(program: Command): void {
     .action(async (gridName: string, _opts: unknown, cmd: Command) => {
       const r = await call<{ removed: string }>(cmd, 'grid.remove', { name: gridName });
       output(cmd, r, () => `grid ${r.removed} removed`);
+    });
+
+  grid
+    .command('holes')
+    .description('worker nodes black-holed now (excluded until their cool-down ends)')
+    .argument('[grid]', 'only this grid')
+    .action(async (gridName: string | undefined, _opts: unknown, cmd: Command) => {
+      const r = await call<{ holes: BlackHole[]; more?: number }>(cmd, 'grid.holes', gridName !== undefined ? { grid: gridName } : {});
+      output(cmd, r, () =>
+        r.holes.length
+          ? table(['GRID', 'NODE', 'SINCE', 'UNTIL', 'REASON'], r.holes.map((h) => [h.grid ?? '-', h.node, time(h.since), time(h.until), h.reason ?? ''])) +
+            (r.more ? `\n… and ${r.more} more` : '')
+          : `no black-holed nodes${gridName !== undefined ? ` on grid ${gridName}` : ''}`,
+      );
+    });
+
+  grid
+    .command('clear-hole')
+    .description('end a node\'s black-hole exclusion now (admin)')
+    .argument('<grid>', 'the node\'s grid')
+    .argument('<node>', 'worker node host name')
+    .action(async (gridName: string, node: string, _opts: unknown, cmd: Command) => {
+      const r = await call<{ grid: string; node: string; cleared: boolean }>(cmd, 'grid.clear_hole', { grid: gridName, node });
+      output(cmd, r, () => (r.cleared ? `black hole ${r.node} on grid ${r.grid} cleared` : `${r.node} on grid ${r.grid} was not black-holed`));
     });
 }

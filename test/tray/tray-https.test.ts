@@ -77,7 +77,8 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
       else res.writeHead(404).end();
     });
     await new Promise<void>((r) => moduleServer.listen(0, '127.0.0.1', r));
-    tray = await startTray({ config: trayConfig(t.url, { fetch_ca: tls.cert }, tls), db: t.db, logger: logs.logger });
+    // the module server is on loopback: [tray] fetch_allow_private lets the tray fetch from it
+    tray = await startTray({ config: trayConfig(t.url, { fetch_ca: tls.cert, fetch_allow_private: true }, tls), db: t.db, logger: logs.logger });
     mgr = await client('mgr', 'manager-password');
     admin = await client('admin', 'admin-password');
   });

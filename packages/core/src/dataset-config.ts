@@ -461,11 +461,24 @@ function eachString(root: unknown, visit: (s: string, path: string) => void, iss
   }
 }
 
+/** Characters of expression text (strings holding a `$`) one config may carry: the check is linear, this bounds it. */
+export const MAX_EXPRESSION_TEXT = 2 * 1024 * 1024;
+
 function checkExpressionsEverywhere(config: unknown, steering: Record<string, unknown>, issues: ValidationIssue[]): void {
+  let total = 0;
+  let stopped = false;
   eachString(
     config,
     (s, p) => {
-      if (!s.includes('$')) return;
+      if (stopped || !s.includes('$')) return;
+      total += s.length;
+      if (total > MAX_EXPRESSION_TEXT) {
+        issues.push({ path: p, message: `the config's strings with expressions are more than ${MAX_EXPRESSION_TEXT} characters together` });
+        stopped = true;
+        return;
+      }
+      // past the issues an answer reports (capIssues), more checking only costs time
+      if (issues.length > MAX_REPORTED_ISSUES) return;
       for (const e of checkExpressions(s)) issues.push({ path: p, message: `invalid expression: ${e.message}` });
       const missing = new Set<string>();
       for (const r of scanReferences(s)) {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ForbiddenError, StorageRoots, authenticate, getDatasetOwner, hasRole, requireRole,
+  ConfigError, ForbiddenError, StorageRoots, authenticate, getDatasetOwner, hasRole, requireRole,
   type AuthUser, type Db, type DbOrTrx, type FirnConfig, type Logger, type Role, type RpcContext, type RpcMethod, type TraySection,
 } from '@firn/core';
 import type { LdapAuthenticator } from './ldap';
@@ -9,20 +9,37 @@ import type { LoginLimiter } from './login-limiter';
 
 /**
  * [tray] keys firn-tray reads beyond the core TraySection: `fetch_ca` (PEM CA file trusted when
- * fetching external modules, e.g. a private CA) and `fetch_max_bytes` (largest module accepted).
+ * fetching external modules, e.g. a private CA), `fetch_max_bytes` (largest module accepted),
+ * `fetch_max_total_bytes` (all modules of one submission) and `fetch_allow_private`.
  */
 export interface TrayConfig extends TraySection {
   fetch_ca?: string;
   fetch_max_bytes: number;
+  fetch_max_total_bytes: number;
+  /** Fetch modules from loopback/private addresses too (default false). */
+  fetch_allow_private: boolean;
   /** `[system] site_temp` and `[dh] destinations`: where a dataset's outputs may go (dataset.submit checks). */
   roots?: StorageRoots;
 }
 
-export const DEFAULT_FETCH_MAX_BYTES = 16 * 1024 * 1024;
+/** 6 MiB: a module's INSERT (escaped, so up to twice that) stays under MySQL's default 16 MiB max_allowed_packet. */
+export const DEFAULT_FETCH_MAX_BYTES = 6 * 1024 * 1024;
+/** 12 MiB for all modules of one submission (16 MiB minus headroom). */
+export const DEFAULT_FETCH_MAX_TOTAL_BYTES = 12 * 1024 * 1024;
 
 export function trayConfigOf(config: FirnConfig): TrayConfig {
   const t = config.tray as TrayConfig;
-  return { ...t, fetch_max_bytes: t.fetch_max_bytes ?? DEFAULT_FETCH_MAX_BYTES, roots: StorageRoots.fromConfig(config) };
+  const out: TrayConfig = {
+    ...t,
+    fetch_max_bytes: t.fetch_max_bytes ?? DEFAULT_FETCH_MAX_BYTES,
+    fetch_max_total_bytes: t.fetch_max_total_bytes ?? DEFAULT_FETCH_MAX_TOTAL_BYTES,
+    fetch_allow_private: t.fetch_allow_private ?? false,
+    roots: StorageRoots.fromConfig(config),
+  };
+  if (out.fetch_max_bytes > out.fetch_max_total_bytes) {
+    throw new ConfigError(`[tray] fetch_max_bytes (${out.fetch_max_bytes}) must not exceed fetch_max_total_bytes (${out.fetch_max_total_bytes})`);
+  }
+  return out;
 }
 
 /** What every tray method needs. */

@@ -6,7 +6,7 @@ import {
 } from '@firn/core';
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
 import { assertLive } from './datasets';
-import { fetchModule, type FetchOptions, type FetchedModule } from './external-modules';
+import { fetchModule, type FetchBudget, type FetchOptions, type FetchedModule } from './external-modules';
 
 /**
  * dataset.submit and dataset.add_jobs: the hot path that creates jobs × tasks.
@@ -242,18 +242,37 @@ function isDuplicate(e: unknown): boolean {
   return code === 'ER_DUP_ENTRY' || code.startsWith('SQLITE_CONSTRAINT');
 }
 
-/** Fetch every external module (once per URL), before the transaction opens. */
+/**
+ * Fetch every external module (once per URL), before the transaction opens. The bytes of
+ * one submission are capped together (`[tray] fetch_max_total_bytes`), counted as stored:
+ * a URL used by three modules is stored three times (module.src_content), so it counts three
+ * times — the sum bounds both the tray's memory and what the transaction writes.
+ */
 async function fetchExternalModules(cfg: DatasetCfg, options: FetchOptions): Promise<Map<string, FetchedModule>> {
   const fetched = new Map<string, FetchedModule>();
-  const pending = new Map<string, string>(); // url → path of its first use
+  const budget: FetchBudget = { used: 0 };
+  const uses: Array<{ url: string; where: string }> = [];
   cfg.tasks.forEach((task, ti) =>
     task.trays.forEach((tray, yi) =>
       tray.modules.forEach((m, mi) => {
-        if (m.src !== undefined && !pending.has(m.src)) pending.set(m.src, configPath('tasks', ti, 'trays', yi, 'modules', mi, 'src'));
+        if (m.src !== undefined) uses.push({ url: m.src, where: configPath('tasks', ti, 'trays', yi, 'modules', mi, 'src') });
       }),
     ),
   );
-  for (const [url, where] of pending) fetched.set(url, await fetchModule(url, options, where));
+  for (const { url, where } of uses) {
+    const known = fetched.get(url);
+    if (!known) {
+      fetched.set(url, await fetchModule(url, options, where, budget));
+      continue;
+    }
+    budget.used += known.size;
+    const cap = options.maxTotalBytes;
+    if (cap !== undefined && budget.used > cap) {
+      throw new ValidationError('external module could not be fetched', [
+        { path: where, message: `would bring this submission's external modules over the ${cap} bytes allowed together ([tray] fetch_max_total_bytes; a module used again is stored again)` },
+      ]);
+    }
+  }
   return fetched;
 }
 
@@ -392,7 +411,11 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
         });
       });
     }
-    await insertRows(trx, 'module', ['dataset_id', 'tray_id', 'module_index', 'name', 'class', 'src', 'src_sha256', 'src_md5', 'src_content'], moduleRows, 50);
+    // a module with fetched content is one statement of its own (up to fetch_max_bytes each, under
+    // MySQL's max_allowed_packet); the built-in ones go 50 to a statement
+    const moduleColumns = ['dataset_id', 'tray_id', 'module_index', 'name', 'class', 'src', 'src_sha256', 'src_md5', 'src_content'];
+    await insertRows(trx, 'module', moduleColumns, moduleRows.filter((r) => r[8] === null), 50);
+    await insertRows(trx, 'module', moduleColumns, moduleRows.filter((r) => r[8] !== null), 1);
     if (paramsOf.size) {
       const modRows = (await trx('module').select('id', 'tray_id', 'module_index').where({ dataset_id: datasetId })) as Array<{ id: number; tray_id: number; module_index: number }>;
       const cparams: unknown[][] = [];
@@ -522,6 +545,8 @@ export async function addJobs(ctx: TrayContext, user: AuthUser, p: AddJobsParams
 export function fetchOptionsOf(ctx: TrayContext): FetchOptions {
   return {
     maxBytes: ctx.tray.fetch_max_bytes,
+    maxTotalBytes: ctx.tray.fetch_max_total_bytes,
+    allowPrivate: ctx.tray.fetch_allow_private,
     timeoutMs: ctx.tray.fetch_timeout * 1000,
     ca: ctx.tray.fetch_ca ? fs.readFileSync(ctx.tray.fetch_ca) : undefined,
     logger: ctx.logger,

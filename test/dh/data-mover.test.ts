@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TaskStatus, checksumFile } from '@firn/core';
+import { StorageRoots, TaskStatus, checksumFile } from '@firn/core';
 import { DhDaemon, PART_SUFFIX } from '@firn/dh';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import {
@@ -15,8 +15,8 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
   let t: TestDb;
   let dir: string;
   const daemons: DhDaemon[] = [];
-  const dh = (over: Parameters<typeof dhConfig>[0] = {}, now?: () => number) => {
-    const d = new DhDaemon({ db: t.db, config: dhConfig(over), transferRetryDelayMs: 0, ...(now ? { now } : {}) });
+  const dh = (over: Parameters<typeof dhConfig>[0] = {}, now?: () => number, roots = new StorageRoots({ siteTemp: fileUrl(dir), destinations: [fileUrl(dir)] })) => {
+    const d = new DhDaemon({ db: t.db, config: dhConfig(over), transferRetryDelayMs: 0, roots, ...(now ? { now } : {}) });
     daemons.push(d);
     return d;
   };
@@ -96,7 +96,8 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
       const sftp = (p: string) => `sftp://${ssh.user}@${ssh.host}:${ssh.port}${p}`;
       await insertOutput(t.db, f.gen, { local: 'up.dat', url: sftp(path.join(remote, 'final/up.dat')), tempUrl: fileUrl(up.path), md5: up.md5, sha256: up.sha256, size: up.size });
       await insertOutput(t.db, f.gen, { local: 'down.dat', url: fileUrl(path.join(dir, 'dest/down.dat')), tempUrl: sftp(down.path), md5: down.md5, sha256: down.sha256, size: down.size });
-      const r = await dh({ ssh_key: ssh.key, ssh_known_hosts: ssh.knownHosts }).runCycle('data');
+      const roots = new StorageRoots({ siteTemp: [fileUrl(dir), sftp(remote)], destinations: [fileUrl(dir), sftp(remote)] });
+      const r = await dh({ ssh_key: ssh.key, ssh_known_hosts: ssh.knownHosts }, undefined, roots).runCycle('data');
       expect(r).toMatchObject({ ok: 1, errors: 0, copied: 2 });
       expect((await taskRow(t.db, f.gen.id)).status).toBe('OK');
       expect(await checksumFile(path.join(remote, 'final/up.dat'))).toEqual({ md5: up.md5, sha256: up.sha256, size: up.size });
@@ -118,7 +119,8 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
     const known = path.join(dir, 'known_hosts');
     fs.writeFileSync(known, `[${ssh.host}]:${ssh.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK1fM6DkVqJ7QhO3sbZjCkNCz8r0mJpBz2rGqfWm4Fz2\n`);
     await insertOutput(t.db, f.gen, { local: 'a.dat', url: `sftp://${ssh.user}@${ssh.host}:${ssh.port}/tmp/never.dat`, tempUrl: fileUrl(a.path), md5: a.md5, sha256: a.sha256, size: a.size });
-    const r = await dh({ ssh_key: ssh.key, ssh_known_hosts: known }).runCycle('data');
+    const roots = new StorageRoots({ siteTemp: fileUrl(dir), destinations: [`sftp://${ssh.host}:${ssh.port}/tmp`] });
+    const r = await dh({ ssh_key: ssh.key, ssh_known_hosts: known }, undefined, roots).runCycle('data');
     expect(r.errors).toBe(1);
     const row = await taskRow(t.db, f.gen.id);
     expect(row.status).toBe('ERROR');

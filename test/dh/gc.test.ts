@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TaskStatus } from '@firn/core';
+import { StorageRoots, TaskStatus } from '@firn/core';
 import { DhDaemon } from '@firn/dh';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import { dhConfig, insertDataset, insertOutput, randomFile, tmpDir } from './fixtures';
@@ -36,7 +36,7 @@ describe.each(DB_KINDS)('garbage collection on %s', (kind) => {
     const now = Date.now() + 30 * DAY;
     const old = now - 8 * DAY;
     const recent = now - 1 * DAY;
-    const dh = new DhDaemon({ db: t.db, config: dhConfig({ retention_days: 7, transfer_retries: 0 }), now: () => now });
+    const dh = new DhDaemon({ db: t.db, config: dhConfig({ retention_days: 7, transfer_retries: 0 }), roots: new StorageRoots({ siteTemp: pathToFileURL(dir).href, destinations: [pathToFileURL(dir).href] }), now: () => now });
     try {
       // job OK long ago: its job_temp goes (url and temp copy); a permanent output's leftover temp copy goes, its destination stays
       const a = await insertDataset(t.db, { jobs: 2, status: () => TaskStatus.OK });
@@ -69,7 +69,7 @@ describe.each(DB_KINDS)('garbage collection on %s', (kind) => {
       const obs = await output({ id: e.taskIds[0]![0]!, jobId: e.jobIds[0]!, datasetId: e.datasetId }, 'obs', { type: 'job_temp', dest: true, state: 'STAGED' });
 
       const r = await dh.runCycle('gc');
-      expect(r).toEqual({ cleaned: 5, removed: 7, failed: 0 }); // jt0 ×2, perm0 temp, staged temp, dt, obs ×2
+      expect(r).toEqual({ cleaned: 5, removed: 7, failed: 0, refused: 0 }); // jt0 ×2, perm0 temp, staged temp, dt, obs ×2
       expect(await file(jt)).toMatchObject({ state: 'DELETED', temp_url: null });
       expect(exists('dest/jt0') || exists('temp/jt0')).toBe(false);
       expect(await file(jtRecent)).toMatchObject({ state: 'VERIFIED' });
@@ -85,7 +85,7 @@ describe.each(DB_KINDS)('garbage collection on %s', (kind) => {
       expect(await file(obs)).toMatchObject({ state: 'DELETED' });
       expect(exists('dest/obs') || exists('temp/obs')).toBe(false);
 
-      expect(await dh.runCycle('gc')).toEqual({ cleaned: 0, removed: 0, failed: 0 });
+      expect(await dh.runCycle('gc')).toEqual({ cleaned: 0, removed: 0, failed: 0, refused: 0 });
     } finally {
       await dh.stop();
     }
@@ -93,7 +93,7 @@ describe.each(DB_KINDS)('garbage collection on %s', (kind) => {
 
   test('a removal that fails is recorded and retried in a later cycle', async () => {
     const now = Date.now() + 30 * DAY;
-    const dh = new DhDaemon({ db: t.db, config: dhConfig({ retention_days: 7, transfer_retries: 0 }), now: () => now });
+    const dh = new DhDaemon({ db: t.db, config: dhConfig({ retention_days: 7, transfer_retries: 0 }), roots: new StorageRoots({ siteTemp: [pathToFileURL(dir).href, 'http://127.0.0.1:1/temp'], destinations: [pathToFileURL(dir).href] }), now: () => now });
     try {
       const a = await insertDataset(t.db, { jobs: 1, status: () => TaskStatus.FAILED });
       await t.db('task').whereIn('id', a.taskIds.flat()).update({ status_changed_at: now - 8 * DAY });

@@ -48,7 +48,7 @@ describe.each(DB_KINDS)('firn-dh SIGKILLed mid-copy on %s', (kind) => {
       await insertOutput(t.db, gen, { local: `out${i}.i3`, url: pathToFileURL(path.join(dest, `run/out${i}.i3`)).href, tempUrl: pathToFileURL(s.path).href, md5: s.md5, sha256: s.sha256, size: s.size });
     }
     const ini = path.join(dir, 'dh.ini');
-    fs.writeFileSync(ini, `[db]\nurl = ${t.url}\n[dh]\ntransfer_retries = 1\nheartbeat_timeout = 600\n[log]\nlevel = debug\nformat = json\n`);
+    fs.writeFileSync(ini, `[db]\nurl = ${t.url}\n[dh]\ntransfer_retries = 1\nheartbeat_timeout = 600\ndestinations = ${pathToFileURL(dir).href}\n[system]\nsite_temp = ${pathToFileURL(dir).href}\n[log]\nlevel = debug\nformat = json\n`);
 
     // 1. start, and kill it once one output is recorded and the next is being written
     const first = startDh(ini, path.join(dir, 'dh-1.log'));

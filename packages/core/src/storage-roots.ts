@@ -131,8 +131,8 @@ export function parseDestinationList(text: string | undefined): string[] {
 }
 
 export interface StorageRootsOptions {
-  /** `[system] site_temp`. */
-  siteTemp?: string | undefined;
+  /** `[system] site_temp` (a list: more than one staging area, e.g. in tests; the first is the site's). */
+  siteTemp?: string | readonly string[] | undefined;
   /** `[dh] destinations` (a comma-separated string or a list); undefined = unset. */
   destinations?: string | readonly string[] | undefined;
 }
@@ -143,6 +143,8 @@ export interface StorageRootsOptions {
  */
 export class StorageRoots {
   readonly siteTemp: StorageLocation | null;
+  /** Every staging root (site temp first). */
+  readonly stagingRoots: readonly StorageLocation[];
   /** `[system] site_temp` as configured. */
   readonly siteTempUrl: string | undefined;
   readonly destinations: readonly StorageLocation[];
@@ -150,8 +152,10 @@ export class StorageRoots {
   readonly configured: boolean;
 
   constructor(o: StorageRootsOptions) {
-    this.siteTemp = o.siteTemp ? root(o.siteTemp, '[system] site_temp') : null;
-    this.siteTempUrl = o.siteTemp || undefined;
+    const temps = (typeof o.siteTemp === 'string' ? [o.siteTemp] : [...(o.siteTemp ?? [])]).filter((t) => t !== '');
+    this.stagingRoots = temps.map((t) => root(t, '[system] site_temp'));
+    this.siteTemp = this.stagingRoots[0] ?? null;
+    this.siteTempUrl = temps[0];
     const list = typeof o.destinations === 'string' ? parseDestinationList(o.destinations) : o.destinations ? [...o.destinations] : undefined;
     this.configured = list !== undefined;
     this.destinations = (list ?? []).map((d) => root(d, '[dh] destinations'));
@@ -177,7 +181,7 @@ export class StorageRoots {
   stagingRefusal(url: string): string | null {
     const loc = parse(url);
     if (typeof loc === 'string') return loc;
-    if (this.siteTemp && isUnder(loc, this.siteTemp)) return null;
+    if (this.stagingRoots.some((r) => isUnder(loc, r))) return null;
     return `${describeLocation(loc)} is not under site temp${this.siteTemp ? ` (${describeLocation(this.siteTemp)})` : ' (none configured)'}`;
   }
 
@@ -186,7 +190,7 @@ export class StorageRoots {
     const loc = parse(url);
     if (typeof loc === 'string') return loc;
     if (this.destinations.some((r) => isUnder(loc, r))) return null;
-    if (this.siteTemp && isUnder(loc, this.siteTemp)) return null;
+    if (this.stagingRoots.some((r) => isUnder(loc, r))) return null;
     return `${describeLocation(loc)} is not under a configured destination ([dh] destinations${this.configured ? '' : ' is unset'}) nor site temp`;
   }
 

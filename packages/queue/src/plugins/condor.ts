@@ -25,6 +25,7 @@
  */
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
+import { answerOf, confirmJobStatuses } from './confirm-lost';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
 import { CONDOR_ATTRS, classAdString, condorIdConstraint, condorStatus, isCondorUnknownJob, parseCondorAf, parseCondorSubmit } from './condor-parse';
 import {
@@ -172,22 +173,32 @@ export class CondorPlugin implements BatchPlugin {
   async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
     const wanted = [...new Set(batchIds)];
     for (const id of wanted) if (!/^\d+\.\d+$/.test(id)) throw new ValidationError(`not an HTCondor job id: ${JSON.stringify(id)}`);
-    const result = new Map<string, BatchJobStatus>();
-    for (const part of chunked(wanted, ID_CHUNK)) {
-      const r = await runTool(this.executor, this.options.binDir, 'condor_q', [...part, '-af:jt', ...CONDOR_ATTRS]);
-      if (r.code !== 0) throw toolError('condor_q', r);
-      for (const row of parseCondorAf(r.stdout, CONDOR_ATTRS)) result.set(row.batchId, condorStatus(row));
-    }
-    const missing = wanted.filter((id) => !result.has(id));
-    for (const part of chunked(missing, ID_CHUNK)) {
-      const args = ['-constraint', condorIdConstraint(part), '-limit', String(part.length), '-af:jt', ...CONDOR_ATTRS];
-      const r = await runTool(this.executor, this.options.binDir, 'condor_history', args);
-      if (r.code !== 0) continue; // history unavailable: these stay UNKNOWN
-      for (const row of parseCondorAf(r.stdout, CONDOR_ATTRS)) if (!result.has(row.batchId)) result.set(row.batchId, condorStatus(row));
-    }
-    const out = new Map<string, BatchJobStatus>();
-    for (const id of wanted) out.set(id, result.get(id) ?? { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
-    return out;
+    // condor_q with the ids is the listing and the look-up by id in one; then condor_history
+    return confirmJobStatuses(wanted, {
+      list: async (ids) => {
+        const found: BatchJobStatus[] = [];
+        for (const part of chunked(ids, ID_CHUNK)) {
+          const r = await runTool(this.executor, this.options.binDir, 'condor_q', [...part, '-af:jt', ...CONDOR_ATTRS]);
+          if (r.code !== 0) throw toolError('condor_q', r);
+          for (const row of parseCondorAf(r.stdout, CONDOR_ATTRS)) found.push(condorStatus(row));
+        }
+        return answerOf(found);
+      },
+      accounting: async (ids) => {
+        const found: BatchJobStatus[] = [];
+        const unanswered: string[] = [];
+        for (const part of chunked(ids, ID_CHUNK)) {
+          const args = ['-constraint', condorIdConstraint(part), '-limit', String(part.length), '-af:jt', ...CONDOR_ATTRS];
+          const r = await runTool(this.executor, this.options.binDir, 'condor_history', args);
+          if (r.code !== 0) {
+            unanswered.push(...part); // history unavailable: not confirmed this cycle
+            continue;
+          }
+          for (const row of parseCondorAf(r.stdout, CONDOR_ATTRS)) found.push(condorStatus(row));
+        }
+        return answerOf(found, unanswered);
+      },
+    });
   }
 
   async remove(batchIds: string[]): Promise<void> {

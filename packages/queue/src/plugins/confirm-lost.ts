@@ -60,7 +60,7 @@ export async function confirmJobStatuses(batchIds: readonly string[], steps: Con
     const s = strong.get(id) ?? weak.get(id);
     if (s) out.set(id, s);
     else if (unsure.has(id)) out.set(id, { batchId: id, state: BatchState.UNOBSERVED, rawState: 'not confirmed', reason: 'not listed, and a look-up by id or in accounting failed' });
-    else out.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown', reason: 'not listed, unknown by id and to accounting' });
+    else out.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' }); // confirmed by every step there is
   }
   return out;
 }

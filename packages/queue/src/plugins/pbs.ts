@@ -31,6 +31,7 @@
  */
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
+import { confirmJobStatuses } from './confirm-lost';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
 import { isPbsUnknownJob, parseQstatFull, parseQsubOutput, pbsIdKey, pbsOwner, qstatFullStatuses, type QstatFullRecord } from './pbs-parse';
 import {
@@ -151,19 +152,23 @@ export class PbsPlugin implements BatchPlugin {
   }
 
   async checkJobStatus(batchIds: string[]): Promise<Map<string, BatchJobStatus>> {
-    const wanted = [...new Set(batchIds)];
-    const result = new Map<string, BatchJobStatus>();
-    for (const part of chunked(wanted, ID_CHUNK)) {
-      const statuses = qstatFullStatuses(await this.qstatFull(part));
-      const byId = new Map(statuses.map((s) => [s.batchId, s]));
-      const byKey = new Map(statuses.map((s) => [pbsIdKey(s.batchId), s]));
-      for (const id of part) {
-        const s = byId.get(id) ?? byKey.get(pbsIdKey(id));
-        if (s) result.set(id, { ...s, batchId: id });
-      }
-    }
-    for (const id of wanted) if (!result.has(id)) result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
-    return result;
+    // `qstat -f <ids>` is the listing and the look-up by id in one (an unknown id is an answer:
+    // exit 153); the Torque tools offer no accounting to ask (tracejob runs on the server only)
+    return confirmJobStatuses(batchIds, {
+      list: async (ids) => {
+        const found = new Map<string, BatchJobStatus>();
+        for (const part of chunked(ids, ID_CHUNK)) {
+          const statuses = qstatFullStatuses(await this.qstatFull(part));
+          const byId = new Map(statuses.map((s) => [s.batchId, s]));
+          const byKey = new Map(statuses.map((s) => [pbsIdKey(s.batchId), s]));
+          for (const id of part) {
+            const s = byId.get(id) ?? byKey.get(pbsIdKey(id));
+            if (s) found.set(id, { ...s, batchId: id });
+          }
+        }
+        return { found };
+      },
+    });
   }
 
   async remove(batchIds: string[]): Promise<void> {

@@ -191,6 +191,16 @@ export function qacctStatuses(records: readonly QacctRecord[]): BatchJobStatus[]
  * qdel / qstat -j / qacct saying the job is unknown: `denied: job "9" does not exist`,
  * `Following jobs do not exist`, `error: job id 9 not found`.
  */
+/**
+ * `qstat -j N` (pure): true when SGE still knows the job (exit 0), false when it says the job
+ * does not exist (exit 1, `Following jobs do not exist`: test/fixtures/sge/qstat-j-unknown),
+ * null when the command failed otherwise (no answer).
+ */
+export function sgeQstatJKnown(code: number | null, stdout: string, stderr: string): boolean | null {
+  if (code === 0) return true;
+  return isSgeUnknownJob(stderr + '\n' + stdout) ? false : null;
+}
+
 export function isSgeUnknownJob(text: string): boolean {
   return /does not exist|do not exist|job id \S+ not found/i.test(text);
 }

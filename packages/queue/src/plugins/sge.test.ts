@@ -128,6 +128,7 @@ describe('SgePlugin.checkJobStatus', () => {
     const ex = new FakeExecutor()
       .on('id', ['-un'], { stdout: 'root\n' })
       .on('qstat', ['-xml', '-u', 'root'], sge('qstat-xml'))
+      .on('qstat', (a) => a[0] === '-j', sge('qstat-j-unknown'))
       .on('qacct', ['-j', '3'], sge('qacct-ok'))
       .on('qacct', ['-j', '4'], sge('qacct-failed'))
       .on('qacct', ['-j', '11'], sge('qacct-deleted'))
@@ -143,6 +144,18 @@ describe('SgePlugin.checkJobStatus', () => {
       '999999': 'UNKNOWN/unknown/-',
     });
     expect(ex.callsOf('qacct').map((c) => c.args[1])).toEqual(['3', '4', '11', '999999']);
+  });
+  it('a job qstat does not list but qstat -j still knows is UNOBSERVED, never lost; a failed qacct leaves it open too', async () => {
+    const ex = new FakeExecutor()
+      .on('id', ['-un'], { stdout: 'root\n' })
+      .on('qstat', ['-xml', '-u', 'root'], sge('ref-qstat-xml-empty'))
+      .on('qstat', ['-j', '5'], sge('qstat-j-running'))
+      .on('qstat', ['-j', '6'], sge('qstat-j-unknown'))
+      .on('qacct', ['-j', '5'], sge('qacct-unknown'))
+      .on('qacct', ['-j', '6'], { code: 1, stderr: 'error: unable to open accounting file "/var/lib/gridengine/default/common/accounting"\n' });
+    const got = await new SgePlugin(ex, options()).checkJobStatus(['5', '6']);
+    expect(got.get('5')).toMatchObject({ state: 'UNOBSERVED', rawState: 'known' });
+    expect(got.get('6')).toMatchObject({ state: 'UNOBSERVED', rawState: 'not confirmed' });
   });
   it('asks qacct once per array job', async () => {
     const ex = new FakeExecutor()

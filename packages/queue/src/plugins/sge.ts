@@ -31,6 +31,7 @@
 import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
 import { chunkJobName, isArray, planRuns, taskIdForElement, type ArrayChunk } from './array-plan';
+import { answerOf, confirmJobStatuses } from './confirm-lost';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
 import {
   BatchState,
@@ -43,7 +44,7 @@ import {
   type SubmitBatch,
   type SubmitResult,
 } from './plugin';
-import { isSgeUnknownJob, parseQacct, parseSgeQstatXml, parseSgeQsubOutput, qacctStatuses, sgeJobStatuses } from './sge-parse';
+import { isSgeUnknownJob, parseQacct, sgeQstatJKnown, parseSgeQstatXml, parseSgeQsubOutput, qacctStatuses, sgeJobStatuses } from './sge-parse';
 import {
   batchRequirements,
   checkTasks,
@@ -205,24 +206,41 @@ export class SgePlugin implements BatchPlugin {
     const wantedSet = new Set(wanted);
     const result = new Map<string, BatchJobStatus>();
     if (wanted.length === 0) return result;
-    const live = new Map((await this.qstat()).map((s) => [s.batchId, s]));
-    const missingJobs = new Set<string>();
+    const jobOf = (id: string) => id.split('.')[0] as string;
+    const confirmed = await confirmJobStatuses(wanted, {
+      list: async () => answerOf(await this.qstat()),
+      // `qstat -j N`: the job (array) is still known, though not listed: not lost (weak: accounting may know the element)
+      byId: async (ids) => {
+        const found = new Map<string, BatchJobStatus>();
+        const unanswered: string[] = [];
+        for (const job of new Set(ids.map(jobOf))) {
+          const r = await runTool(this.executor, this.options.binDir, 'qstat', ['-j', job]);
+          const mine = ids.filter((id) => jobOf(id) === job);
+          const known = sgeQstatJKnown(r.code, r.stdout, r.stderr);
+          if (known === null) unanswered.push(...mine);
+          else if (known) for (const id of mine) found.set(id, { batchId: id, state: BatchState.UNOBSERVED, rawState: 'known', reason: 'qstat -j knows the job, qstat does not list it' });
+        }
+        return { found, unanswered };
+      },
+      accounting: async (ids) => {
+        const found: BatchJobStatus[] = [];
+        const unanswered: string[] = [];
+        for (const job of new Set(ids.map(jobOf))) {
+          const r = await runTool(this.executor, this.options.binDir, 'qacct', ['-j', job]);
+          if (r.code !== 0) {
+            // `error: job id N not found` is an answer; anything else (no accounting file) is not
+            if (!isSgeUnknownJob(r.stderr + '\n' + r.stdout)) unanswered.push(...ids.filter((id) => jobOf(id) === job));
+            continue;
+          }
+          for (const s of qacctStatuses(parseQacct(r.stdout))) if (wantedSet.has(s.batchId)) found.push(s);
+        }
+        return answerOf(found, unanswered);
+      },
+    });
+    for (const [id, s] of confirmed) result.set(id, s);
     for (const id of wanted) {
-      const s = live.get(id);
-      if (s) result.set(id, s);
-      else missingJobs.add(id.split('.')[0] as string);
-    }
-    for (const job of missingJobs) {
-      const r = await runTool(this.executor, this.options.binDir, 'qacct', ['-j', job]);
-      if (r.code !== 0) continue; // `error: job id N not found` (or no accounting file): UNKNOWN
-      for (const s of qacctStatuses(parseQacct(r.stdout))) if (!result.has(s.batchId) && wantedSet.has(s.batchId)) result.set(s.batchId, s);
-    }
-    for (const id of wanted) {
-      const s = result.get(id);
-      if (!s) {
-        result.set(id, { batchId: id, state: BatchState.UNKNOWN, rawState: 'unknown' });
-        continue;
-      }
+      const s = result.get(id)!;
+      if (s.state === BatchState.UNKNOWN || s.state === BatchState.UNOBSERVED) continue;
       // every job reports its own `firn-<taskId>` (an array task reports the array's name), tagged or not
       const taskId = s.name ? sgeTaskId(s.name, id, this.prefix, true) : null;
       if (taskId !== null) result.set(id, { ...s, name: jobNameFor(taskId) });

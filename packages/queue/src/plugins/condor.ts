@@ -29,7 +29,6 @@ import { answerOf, confirmJobStatuses } from './confirm-lost';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
 import { CONDOR_ATTRS, classAdString, condorIdConstraint, condorStatus, isCondorUnknownJob, parseCondorAf, parseCondorSubmit } from './condor-parse';
 import {
-  BatchState,
   jobNameFor,
   taskIdFromJobName,
   type BatchJobStatus,

@@ -35,7 +35,6 @@ import { confirmJobStatuses } from './confirm-lost';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
 import { isPbsUnknownJob, parseQstatFull, parseQsubOutput, pbsIdKey, pbsOwner, qstatFullStatuses, type QstatFullRecord } from './pbs-parse';
 import {
-  BatchState,
   jobNameFor,
   taskIdFromJobName,
   type BatchJobStatus,

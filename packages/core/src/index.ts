@@ -27,6 +27,7 @@ export * from './claim';
 export * from './backoff';
 export * from './retry-policy';
 export { RULE_PATTERN_MAX_LENGTH, RulePatternError, compileRulePattern, rulePatternProblem, type RuleMatcher } from './rule-matcher';
+export { installProcessGuards, type ProcessGuards } from './process-guards';
 export * from './nodes';
 export * from './expression-parser';
 export * from './dataset-config';

@@ -4,7 +4,7 @@
  * or every cycle once with --once.
  */
 import { Command } from 'commander';
-import { StorageRoots, coerceError, connect, createLogger, loadConfig, redactDbUrl, type FirnConfig } from '@firn/core';
+import { StorageRoots, coerceError, connect, createLogger, installProcessGuards, loadConfig, redactDbUrl, type FirnConfig } from '@firn/core';
 import { DhDaemon, checkDhConfig } from './dh-daemon';
 
 export interface CliIo {
@@ -52,6 +52,7 @@ export async function main(argv: string[] = process.argv, io: CliIo = defaultIo)
   }
 
   const logger = createLogger({ level: cfg.log.level, format: cfg.log.format, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
+  installProcessGuards(logger); // a stray throw is logged; the daemon keeps serving
   const db = await connect(cfg.db.url, { poolMax: cfg.db.pool_max });
   const daemon = new DhDaemon({ db, config: cfg.dh, logger, roots });
   try {

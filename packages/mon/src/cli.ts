@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { ConfigError, createLogger, loadConfig, redactDbUrl, serverUrl, type FirnConfig } from '@firn/core';
+import { ConfigError, createLogger, installProcessGuards, loadConfig, redactDbUrl, serverUrl, type FirnConfig } from '@firn/core';
 import { startMon } from './mon-server';
 
 /**
@@ -43,6 +43,7 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
   }
 
   const logger = createLogger({ level: config.log.level, format: config.log.format, file: config.log.file, scope: { daemon: 'mon' } });
+  installProcessGuards(logger); // a stray throw is logged; the daemon keeps serving
   let running;
   try {
     running = await startMon({ config, logger });

@@ -3,7 +3,7 @@
  * daemon until SIGTERM/SIGINT (or one cycle with --once).
  */
 import { Command, CommanderError } from 'commander';
-import { createLogger, loadConfig, redactDbUrl } from '@firn/core';
+import { createLogger, installProcessGuards, loadConfig, redactDbUrl } from '@firn/core';
 import { openQueueDaemon } from './daemon-setup';
 import { CRASH_POINTS, type CrashPoint } from './queue-daemon';
 import { queueSettings } from './queue-settings';
@@ -55,6 +55,7 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
   }
 
   const logger = createLogger({ level: config.log.level, format: config.log.format, file: config.log.file, scope: { daemon: 'queue', grid: settings.grid } });
+  installProcessGuards(logger); // a stray throw is logged; the daemon keeps serving
   let daemon;
   try {
     daemon = await openQueueDaemon(config, { logger, crashAt, env: configEnv });

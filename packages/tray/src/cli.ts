@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  ROLES, coerceError, connect, createLogger, createUser, loadConfig, redactDbUrl,
+  ROLES, coerceError, connect, createLogger, createUser, installProcessGuards, loadConfig, redactDbUrl,
   type FirnConfig, type Role,
 } from '@firn/core';
 import type { TrayConfig } from './context';
@@ -65,6 +65,7 @@ export function buildProgram(io: TrayCliIo): Command {
         return;
       }
       const logger = createLogger({ level: config.log.level, format: config.log.format, file: config.log.file });
+      installProcessGuards(logger); // a stray throw is logged; the daemon keeps serving
       const tray = await startTray({ config, logger });
       io.stderr.write(`firn-tray listening on ${tray.url}\n`);
       const sig = await untilSignal();

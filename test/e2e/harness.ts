@@ -185,6 +185,8 @@ export interface SuiteOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** start task ids at a random high base (batch systems shared by concurrent test files) */
   randomTaskIds?: boolean;
+  /** The database to use instead of a fresh one on the shared MariaDB (e.g. on a private server a test stops); close() drops it. */
+  db?: () => Promise<TestDb>;
   /** extra node options per daemon, e.g. {queue: ['--cpu-prof', '--cpu-prof-dir=DIR']} (profiling) */
   nodeArgs?: Partial<Record<DaemonName, string[]>>;
 }
@@ -228,7 +230,7 @@ export class E2eSuite {
     assertBuilt();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `firn-e2e-${o.name}-`));
     fs.chmodSync(dir, 0o755);
-    const db = await createTestDb('mariadb');
+    const db = o.db ? await o.db() : await createTestDb('mariadb');
     if (o.randomTaskIds) {
       const base = 1_000_000 + crypto.randomInt(0, 2_000_000) * 100;
       await db.db.raw('ALTER TABLE task AUTO_INCREMENT = ?', [base]);
@@ -255,10 +257,11 @@ export class E2eSuite {
           ...c,
           mon: { host: '127.0.0.1', port: 0, web: false, ...this.o.mon },
           system: { site_temp: `file://${this.siteTemp}` },
-          dh: { heartbeat_timeout: Number(this.o.dh?.heartbeat_timeout ?? 300) },
+          // outputs may be delivered anywhere under the suite's directory (storage-roots.ts)
+          dh: { heartbeat_timeout: Number(this.o.dh?.heartbeat_timeout ?? 300), destinations: String(this.o.dh?.destinations ?? `file://${this.dir}`) },
         };
       case 'dh':
-        return { ...c, dh: { schedule, heartbeat_timeout: 300, transfer_retries: 2, retention_days: 1, ...this.o.dh } };
+        return { ...c, system: { site_temp: `file://${this.siteTemp}` }, dh: { schedule, heartbeat_timeout: 300, transfer_retries: 2, retention_days: 1, destinations: `file://${this.dir}`, ...this.o.dh } };
       case 'queue': {
         const q = this.o.queue;
         if (!this.monUrl) throw new Error('start firn-mon before firn-queue: the queue tells pilots its URL');

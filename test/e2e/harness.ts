@@ -251,7 +251,7 @@ export class E2eSuite {
     const c = this.common();
     switch (name) {
       case 'tray':
-        return { ...c, tray: { host: '127.0.0.1', port: 0 } };
+        return { ...c, tray: { host: '127.0.0.1', port: 0 }, system: { site_temp: `file://${this.siteTemp}` }, dh: { destinations: String(this.o.dh?.destinations ?? `file://${this.dir}`) } };
       case 'mon':
         return {
           ...c,

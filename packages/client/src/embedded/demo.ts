@@ -23,8 +23,8 @@ const STATES = ['IDLE', 'WAITING', 'QUEUEING', 'QUEUED', 'PROCESSING', 'READYTOC
 export async function runDemo(o: DemoOptions): Promise<number> {
   const write = (s: string) => o.out.write(s);
   fs.rmSync(o.dataDir, { recursive: true, force: true });
+  fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 }); // before the log file is opened there
   const logger = o.logger ?? createLogger({ level: 'warn', format: 'text', file: path.join(o.dataDir, 'firn.log') });
-  fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const started = Date.now();
   // The example's photon task asks for one GPU. The embedded local grid declares one so the
   // DAG runs here; the example's photon step is a CPU stand-in that needs no real GPU.

@@ -210,6 +210,9 @@ const rawMessages = new WeakMap<ExpressionError, string>();
 
 function expressionError(message: string, text: string, position: number): ExpressionError {
   const e = new ExpressionError(message, text, position);
+  // the whole text stays readable (e.expression) but out of JSON: an error serialised into an
+  // answer or a log line carries its bounded message (with a 200-character excerpt), not 64 KB
+  Object.defineProperty(e, 'expression', { enumerable: false });
   rawMessages.set(e, message);
   return e;
 }

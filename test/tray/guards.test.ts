@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { RpcClient, RpcError, createUser } from '@firn/core';
+import { RpcClient, RpcError, createUser, openDb } from '@firn/core';
 import { startTray, type Tray } from '@firn/tray';
 import { DB_KINDS, createTestDb, waitUntil, type TestDb } from '../helpers/db';
 import { trayConfig } from './helpers';
@@ -197,5 +197,24 @@ describe.each(DB_KINDS)('firn-tray guards on %s', (kind) => {
         c.close();
       }
     }, 5000, 'served again');
+  });
+});
+
+describe('firn-tray whose database cannot be reached', () => {
+  test('answers -32050 "unavailable, retry" (connection refused), never -32603', async () => {
+    // a real MariaDB client against a port nobody listens on
+    const db = openDb('mysql://root@127.0.0.1:1/firn_unreachable');
+    const tray = await startTray({ config: trayConfig('mysql://root@127.0.0.1:1/firn_unreachable'), db });
+    const c = new RpcClient(tray.url, { token: 'a'.repeat(43) }); // token-shaped: checked against the database
+    try {
+      for (const [method, params] of [['auth.login', { username: 'a', password: 'b' }], ['dataset.list', {}], ['grid.list', {}]] as const) {
+        const e = await failure(c.call(method, params));
+        expect([method, e.code, e.message]).toEqual([method, -32050, expect.stringMatching(/unavailable, retry/)]);
+      }
+    } finally {
+      c.close();
+      await tray.close();
+      await db.destroy();
+    }
   });
 });

@@ -239,8 +239,11 @@ describe('JSON-RPC conformance, bounded errors, outages and shutdown', () => {
     const body = JSON.parse(r.body) as Array<{ id: number; error: { code: number } }>;
     expect(body.map((m) => [m.id, m.error.code])).toEqual([[1, -32050], [2, -32050]]);
     // the client parses the 503 body into an error carrying its code
-    const e = (await new RpcClient(url).call('test.echo', { text: 'a' }).catch((x: unknown) => x)) as RpcError;
+    const fresh = new RpcClient(url);
+    const e = (await fresh.call('test.echo', { text: 'a' }).catch((x: unknown) => x)) as RpcError;
+    fresh.close();
     expect(e.code).toBe(-32050);
+    expect(e.httpStatus).toBe(503);
     release!();
     expect(await slow).toBe('done');
     await closing;

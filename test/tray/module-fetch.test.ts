@@ -213,8 +213,12 @@ describe.each(DB_KINDS)('external module fetching and hostile input on %s', (kin
       expect(JSON.stringify({ message: e.message, data: e.data }).length).toBeLessThan(64 * 1024);
       expect(issuesOf(e).length).toBeLessThanOrEqual(51);
       expect(issuesOf(e)[0]).toMatchObject({ path: '/params/config/tasks/0/trays/0/modules/0/parameters/command' });
-      // the first health call may wait behind the validation of one 64 KB string (tens of ms); none waits long
-      expect(Math.max(...healthMs)).toBeLessThan(100);
+      // a health call may wait behind the one synchronous validation of a 64 KB string (tens of ms
+      // here; ~2 s for 65 KB and 15.5 s for 96 KB before the scan was linear): typically < 100 ms,
+      // and none anywhere near a blocked loop even on this shared 2-core machine
+      const sorted = [...healthMs].sort((a, b) => a - b);
+      expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThan(100);
+      expect(sorted[sorted.length - 1]).toBeLessThan(300);
     }
   });
 

@@ -196,19 +196,26 @@ export function claimSelect(
     fromId?: number;
     /** Walk ids < this (the wrap-around below the start point). */
     belowId?: number;
+    /** Only these ids, looked up by primary key (the locking read after a plain candidate read). */
+    ids?: readonly number[];
+    /** Select only `id` (the candidate read). */
+    idsOnly?: boolean;
   },
 ) {
   const caps = p.capabilities;
   // Every claimer must lock through the same index: if one walked (status, dataset_id) and
   // another (dataset_id, status), each would hold secondary-index locks the other's UPDATE
-  // needs — deadlocks, and SKIP LOCKED skipping too little. So the index is fixed.
-  const from: Knex.QueryBuilder = isMysql(db) ? db.from(db.raw('?? FORCE INDEX (??)', ['task', CLAIM_INDEX])) : db('task');
-  const q = from
-    .select(TASK_COLUMNS)
-    // a scalar subquery reads job rows without locking them (a locking read's clause covers
-    // only its own query block, on MariaDB and MySQL 8): tasks of one job stay claimable
-    .select(db.raw('(SELECT job_index FROM job WHERE job.id = task.job_id) AS job_index'))
-    .where('status', TaskStatus.WAITING)
+  // needs — deadlocks, and SKIP LOCKED skipping too little. So the index is fixed: the claim
+  // index for a walk, the primary key for a look-up of given ids.
+  const index = p.ids ? 'PRIMARY' : CLAIM_INDEX;
+  const from: Knex.QueryBuilder = isMysql(db) ? db.from(db.raw('?? FORCE INDEX (??)', ['task', index])) : db('task');
+  const q = p.idsOnly
+    ? from.select('id')
+    : from.select(TASK_COLUMNS)
+      // a scalar subquery reads job rows without locking them (a locking read's clause covers
+      // only its own query block, on MariaDB and MySQL 8): tasks of one job stay claimable
+      .select(db.raw('(SELECT job_index FROM job WHERE job.id = task.job_id) AS job_index'));
+  q.where('status', TaskStatus.WAITING)
     .andWhere('dataset_id', p.datasetId)
     .andWhere('req_gpu', '<=', caps.gpu ?? 0)
     .andWhere((w) => {
@@ -218,6 +225,7 @@ export function claimSelect(
     .andWhere((w) => w.whereNull('next_retry_at').orWhere('next_retry_at', '<=', p.now))
     .orderBy('id', 'asc')
     .limit(p.limit);
+  if (p.ids) q.whereIn('id', [...p.ids]);
   if (p.fromId !== undefined) q.andWhere('id', '>=', p.fromId);
   if (p.belowId !== undefined) q.andWhere('id', '<', p.belowId);
   if (caps.cpu !== undefined) q.andWhere('req_cpu', '<=', caps.cpu);
@@ -244,6 +252,46 @@ async function spreadStart(trx: Trx, datasetId: number, limit: number): Promise<
   return lo + Math.floor(Math.random() * span);
 }
 
+/** Candidates read per task wanted: some may be taken by another claimer between the read and the lock. */
+const CANDIDATES_PER_TASK = 2;
+/** Read-then-lock rounds per dataset and call before taking what was found. */
+const LOCK_ROUNDS = 3;
+
+/**
+ * MySQL/MariaDB: up to `limit` tasks of one dataset, locked. A plain (consistent, lock-free)
+ * read walks the claim index from the spread start point (wrapping below it) for twice as
+ * many candidate ids as wanted; then one locking read takes the candidates still WAITING and
+ * fitting, by primary key, `FOR UPDATE SKIP LOCKED`, in id order, LIMIT `limit`. Locks land
+ * only on rows the claim takes (the walk over the index, with its delete-marked entries of
+ * tasks that just left WAITING, locks nothing — a locking walk allocated lock structures for
+ * every one, and 64 concurrent claimers filled InnoDB's lock table). Up to LOCK_ROUNDS rounds
+ * when other claimers took candidates first.
+ */
+async function lockCandidates(
+  trx: Trx,
+  base: { datasetId: number; capabilities: GridCapabilities; sites: readonly string[]; now: number },
+  limit: number,
+): Promise<TaskRow[]> {
+  const got: TaskRow[] = [];
+  const seen = new Set<number>();
+  for (let round = 0; round < LOCK_ROUNDS && got.length < limit; round++) {
+    const want = limit - got.length;
+    const start = await spreadStart(trx, base.datasetId, want);
+    const read = async (range: { fromId?: number; belowId?: number }, n: number) =>
+      ((await claimSelect(trx, { ...base, ...range, limit: n + seen.size, idsOnly: true })) as Array<{ id: number }>)
+        .map((r) => Number(r.id)).filter((id) => !seen.has(id)).slice(0, n);
+    const candidates = await read(start !== null ? { fromId: start } : {}, CANDIDATES_PER_TASK * want);
+    if (start !== null && candidates.length < CANDIDATES_PER_TASK * want) candidates.push(...(await read({ belowId: start }, CANDIDATES_PER_TASK * want - candidates.length)));
+    if (candidates.length === 0) break;
+    for (const id of candidates) seen.add(id);
+    const locked = (await lockSkipLocked(trx, claimSelect(trx, { ...base, limit: want, ids: candidates }))) as TaskRow[];
+    got.push(...locked);
+    // every candidate was looked at: whatever was not locked went to someone else
+    if (candidates.length < CANDIDATES_PER_TASK * want && locked.length === candidates.length) break;
+  }
+  return got;
+}
+
 async function claimIn(trx: Trx, opts: ClaimOptions, sqlite: boolean): Promise<ClaimedTask[]> {
   const t = opts.now ?? nowMs();
   // SQLite: take the write lock before reading (a deferred transaction that reads and then
@@ -266,13 +314,11 @@ async function claimIn(trx: Trx, opts: ClaimOptions, sqlite: boolean): Promise<C
     const remaining = opts.limit - rows.length;
     if (remaining <= 0) break;
     const base = { datasetId, capabilities: opts.capabilities, sites, now: t };
-    const start = sqlite ? null : await spreadStart(trx, datasetId, remaining);
-    const q = claimSelect(trx, { ...base, limit: remaining, ...(start !== null ? { fromId: start } : {}) });
-    rows.push(...((await lockSkipLocked(trx, q)) as TaskRow[]));
-    const short = opts.limit - rows.length;
-    if (start !== null && short > 0) {
-      rows.push(...((await lockSkipLocked(trx, claimSelect(trx, { ...base, limit: short, belowId: start }))) as TaskRow[]));
+    if (sqlite) {
+      rows.push(...((await claimSelect(trx, { ...base, limit: remaining })) as TaskRow[]));
+      continue;
     }
+    rows.push(...(await lockCandidates(trx, base, remaining)));
   }
   if (rows.length === 0) return [];
 

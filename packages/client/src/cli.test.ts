@@ -41,7 +41,7 @@ describe('completion', () => {
   it('completes command names, sub-commands and options', () => {
     expect(complete('sta')).toEqual([['stats', 'status'], 'sta']);
     expect(complete('gr')[0]).toEqual(['grid']);
-    expect(complete('grid ')[0]).toEqual(['add', 'disable', 'enable', 'ls', 'rm']);
+    expect(complete('grid ')[0]).toEqual(['add', 'clear-hole', 'disable', 'enable', 'holes', 'ls', 'rm']);
     expect(complete('grid d')[0]).toEqual(['disable']);
     expect(complete('submit x.json --jo')[0]).toEqual(['--jobs']);
     expect(complete('ex')[0]).toEqual(['exit', 'expand']);

@@ -34,3 +34,42 @@ describe('logger', () => {
     expect(redactText('mysql://u:pw@h/db')).toBe('mysql://u:[REDACTED]@h/db');
   });
 });
+
+describe('logger: disabled levels cost nothing', () => {
+  /** Meta whose one field counts how often it is read (spread, formatted, redacted). */
+  function countingMeta() {
+    const counter = { reads: 0 };
+    const meta = {};
+    Object.defineProperty(meta, 'detail', { enumerable: true, get: () => { counter.reads++; return 'x'; } });
+    return { meta, counter };
+  }
+
+  test('a debug line at level info reads no meta and writes nothing', async () => {
+    const { stream, lines } = capture();
+    const log = createLogger({ format: 'text', level: 'info', stream }).scope({ daemon: 'queue' });
+    const { meta, counter } = countingMeta();
+    for (let i = 0; i < 100; i++) log.debug('claimed', meta);
+    await new Promise((r) => setImmediate(r));
+    expect(counter.reads).toBe(0);
+    expect(lines).toEqual([]);
+  });
+
+  test('info at level warn, and everything on a silent logger, read no meta', async () => {
+    const { stream, lines } = capture();
+    const { meta, counter } = countingMeta();
+    createLogger({ format: 'json', level: 'warn', stream }).info('x', meta);
+    createLogger({ format: 'json', level: 'debug', silent: true, stream }).error('x', meta);
+    await new Promise((r) => setImmediate(r));
+    expect(counter.reads).toBe(0);
+    expect(lines).toEqual([]);
+  });
+
+  test('an enabled level still formats its meta', async () => {
+    const { stream, lines } = capture();
+    const { meta, counter } = countingMeta();
+    createLogger({ format: 'json', level: 'debug', stream }).debug('claimed', meta);
+    await new Promise((r) => setImmediate(r));
+    expect(counter.reads).toBeGreaterThan(0);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'debug', message: 'claimed', detail: 'x' });
+  });
+});

@@ -69,6 +69,9 @@ class WinstonLogger implements Logger {
     private readonly fields: LogMeta,
   ) {}
   private log(level: LogLevel, message: string, meta?: LogMeta) {
+    // a line below the level (or a silent logger) costs nothing: no meta copy, no formatting
+    // (winston would run the whole format chain before its transports drop the line)
+    if (this.w.silent || !this.w.isLevelEnabled(level)) return;
     this.w.log(level, message, { ...this.fields, ...meta });
   }
   error(m: string, meta?: LogMeta) { this.log('error', m, meta); }

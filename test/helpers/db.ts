@@ -48,7 +48,6 @@ export function mysqlAvailable(): Promise<boolean> {
 export function missingService(name: string, how: string): 'skip' {
   const allowed = (process.env.FIRN_TEST_ALLOW_MISSING ?? '').split(',').map((s) => s.trim());
   if (process.env.CI !== 'true' && (allowed.includes(name) || allowed.includes('all'))) {
-    // eslint-disable-next-line no-console
     console.warn(`!!! ${name} is not available: tests that need it are SKIPPED (FIRN_TEST_ALLOW_MISSING). Start it with ${how}`);
     return 'skip';
   }

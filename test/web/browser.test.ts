@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { TASK_STATUSES, transition } from '@firn/core';
-import { missingService, waitUntil } from '../helpers/db';
+import { missingService } from '../helpers/db';
 import { startWebEnv, type WebEnv } from './env';
 import { HOSTILE, HOSTILE_FILE, PASSWORDS, expectedJobCounts, expectedSites, expectedTaskCounts } from './seed';
 

@@ -34,3 +34,4 @@ export * from './dataset-config';
 export * from './storage-roots';
 export * from './output-locations';
 export * from './dataset-stats';
+export * from './why';

@@ -19,6 +19,8 @@ export interface QueueSection {
   max_submit_per_cycle: number; submit_dir?: string; lease_seconds: number; capabilities?: string; partition?: string;
   queue?: string; account?: string; extra_directives?: string; concurrency: number; pilot_reuse: number; pilot_idle_seconds: number; ssh_host?: string; ssh_port: number;
   ssh_user?: string; ssh_key?: string; ssh_timeout: number; ssh_known_hosts?: string; ssh_accept_unknown_hosts?: boolean;
+  /** /metrics and /healthz (metrics-server.ts); unset: not served. */
+  metrics_port?: number; metrics_host: string;
 }
 export interface DhSection {
   schedule: string; heartbeat_timeout: number; transfer_retries: number; retention_days: number; completion_hook?: string;
@@ -26,6 +28,8 @@ export interface DhSection {
   ssh_key?: string; ssh_known_hosts?: string; ssh_accept_unknown_hosts?: boolean;
   /** Comma-separated URL prefixes outputs may be delivered under (see storage-roots.ts). */
   destinations?: string;
+  /** /metrics and /healthz (metrics-server.ts); unset: not served. */
+  metrics_port?: number; metrics_host: string;
 }
 export interface SystemSection { scratch?: string; download?: string; site_temp?: string; pilot?: string; data?: string }
 export interface LogSection { level: 'error' | 'warn' | 'info' | 'debug'; format: 'json' | 'text' | 'auto'; file?: string }

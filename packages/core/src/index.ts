@@ -15,6 +15,7 @@ export * from './known-hosts';
 export * from './host-key-policy';
 export * from './rpc-server';
 export * from './http-server';
+export * from './metrics-server';
 export * from './names';
 export * from './hsts';
 export * from './rpc-client';

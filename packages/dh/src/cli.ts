@@ -4,8 +4,11 @@
  * or every cycle once with --once.
  */
 import { Command } from 'commander';
-import { StorageRoots, coerceError, connect, createLogger, installProcessGuards, loadConfig, redactDbUrl, type FirnConfig } from '@firn/core';
+import {
+  StorageRoots, coerceError, connect, createLogger, installProcessGuards, loadConfig, redactDbUrl, startMetricsServer, type FirnConfig, type MetricsServer,
+} from '@firn/core';
 import { DhDaemon, checkDhConfig } from './dh-daemon';
+import { createDhMetrics } from './dh-metrics';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -54,8 +57,14 @@ export async function main(argv: string[] = process.argv, io: CliIo = defaultIo)
   const logger = createLogger({ level: cfg.log.level, format: cfg.log.format, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
   installProcessGuards(logger); // a stray throw is logged; the daemon keeps serving
   const db = await connect(cfg.db.url, { poolMax: cfg.db.pool_max });
-  const daemon = new DhDaemon({ db, config: cfg.dh, logger, roots });
+  // /metrics and /healthz on [dh] metrics_port (off when unset)
+  const metrics = cfg.dh.metrics_port !== undefined ? createDhMetrics(db, { logger }) : null;
+  const daemon = new DhDaemon({ db, config: cfg.dh, logger, roots, ...(metrics ? { onCycle: (ev) => metrics.observe(ev) } : {}) });
+  let metricsServer: MetricsServer | null = null;
   try {
+    if (metrics) {
+      metricsServer = await startMetricsServer({ registry: metrics.registry, db, name: 'dh', logger, port: cfg.dh.metrics_port ?? 0, host: cfg.dh.metrics_host });
+    }
     if (opts.once) {
       await daemon.runOnce();
       return 0;
@@ -72,7 +81,11 @@ export async function main(argv: string[] = process.argv, io: CliIo = defaultIo)
       daemon.start();
     });
     return 0;
+  } catch (e) {
+    io.err(`firn-dh: ${coerceError(e).message}`);
+    return 1;
   } finally {
+    await metricsServer?.close().catch(() => undefined);
     await daemon.stop();
     await db.destroy();
   }

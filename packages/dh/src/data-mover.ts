@@ -74,6 +74,8 @@ export interface DataCycleResult {
   lost: number;
   /** Files copied (not counting those found already in place). */
   copied: number;
+  /** Bytes of the files copied. */
+  bytes: number;
   /** Files found already verified at their destination. */
   present: number;
   /** File rows outside the storage roots (left alone, REFUSED). */
@@ -115,7 +117,7 @@ export class DataMover {
    * COPIED task whatever its lease says: they belong to a dh that is no longer running.
    */
   async run(now: number, resumeAll = false): Promise<DataCycleResult> {
-    const result: DataCycleResult = { claimed: 0, resumed: 0, ok: 0, errors: 0, lost: 0, copied: 0, present: 0, refused: 0 };
+    const result: DataCycleResult = { claimed: 0, resumed: 0, ok: 0, errors: 0, lost: 0, copied: 0, bytes: 0, present: 0, refused: 0 };
     const resumed = await this.resumable(now, resumeAll);
     const claimed = await this.claim(now, Math.max(0, this.o.batchSize - resumed.length));
     result.resumed = resumed.length;
@@ -311,7 +313,10 @@ export class DataMover {
             return await this.fail(task, f, coerceError(e), log);
           }
           if (res.alreadyPresent) result.present++;
-          else result.copied++;
+          else {
+            result.copied++;
+            result.bytes += Number(res.checksums.size) || 0;
+          }
           await this.o.db('file')
             .where({ id: f.id })
             .update({ state: FileState.VERIFIED, md5: res.checksums.md5, sha256: res.checksums.sha256, size: res.checksums.size, error: null, updated_at: Date.now() });

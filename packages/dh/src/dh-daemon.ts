@@ -53,7 +53,12 @@ export interface DhDaemonOptions {
   transferRetryDelayMs?: number;
   /** Tasks whose outputs are moved at once (default 4). */
   transferConcurrency?: number;
+  /** Called when a cycle ends: its result, or the error it failed with (metrics: dh-metrics.ts). */
+  onCycle?: (event: CycleEvent) => void;
 }
+
+/** One finished cycle, as onCycle sees it. */
+export type CycleEvent = { [C in CycleName]: { name: C; seconds: number; result?: CycleResults[C]; error?: Error } }[CycleName];
 
 /** Reject a [dh] section the daemon cannot run with (beyond what the schema checks). */
 export function checkDhConfig(c: DhSection): void {
@@ -83,6 +88,7 @@ export class DhDaemon {
   private readonly spared = new Map<string, string>();
   /** Whether silence can count as a lost heartbeat: dh's own database access has worked since … */
   private readonly evidence: EvidenceClock;
+  private readonly onCycle: DhDaemonOptions['onCycle'];
 
   constructor(o: DhDaemonOptions) {
     checkDhConfig(o.config);
@@ -91,6 +97,7 @@ export class DhDaemon {
     this.logger = (o.logger ?? nullLogger).scope({ daemon: 'dh' });
     this.now = o.now ?? Date.now;
     this.evidence = new EvidenceClock(this.now());
+    this.onCycle = o.onCycle;
     this.transfers = o.transfers ?? new Transfers({
       retries: o.config.transfer_retries,
       retryDelayMs: o.transferRetryDelayMs ?? 1000,
@@ -116,15 +123,30 @@ export class DhDaemon {
   runCycle<C extends CycleName>(name: C): Promise<CycleResults[C]> {
     const busy = this.running.get(name);
     if (busy) return busy as Promise<CycleResults[C]>;
+    const t0 = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - t0) / 1e9;
     const p = this.cycle(name)
+      .then((result) => {
+        this.report({ name, seconds: seconds(), result } as CycleEvent);
+        return result;
+      })
       .catch((e: unknown) => {
         // a failing cycle means dh cannot trust what it reads about heartbeats until it works again
         this.evidence.failed();
+        this.report({ name, seconds: seconds(), error: coerceError(e) } as CycleEvent);
         throw e;
       })
       .finally(() => this.running.delete(name));
     this.running.set(name, p);
     return p as Promise<CycleResults[C]>;
+  }
+
+  private report(event: CycleEvent): void {
+    try {
+      this.onCycle?.(event);
+    } catch (e) {
+      this.logger.warn('cycle observer failed', { error: coerceError(e).message });
+    }
   }
 
   private async cycle(name: CycleName): Promise<CycleResults[CycleName]> {

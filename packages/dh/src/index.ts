@@ -1,5 +1,6 @@
 // @firn/dh — the firn-dh daemon. Only what is exported here may be used by others.
-export { DhDaemon, CYCLES, checkDhConfig, type CycleName, type CycleResults, type DhDaemonOptions } from './dh-daemon';
+export { DhDaemon, CYCLES, checkDhConfig, type CycleEvent, type CycleName, type CycleResults, type DhDaemonOptions } from './dh-daemon';
+export { createDhMetrics, type DhMetrics } from './dh-metrics';
 export { DataMover, FileState, FileType, type DataCycleResult, type DataMoverOptions } from './data-mover';
 export {
   Transfers, UnrecoverableTransferError, PART_SUFFIX, redactUrl,

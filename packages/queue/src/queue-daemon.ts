@@ -78,6 +78,8 @@ export interface QueueDaemonOptions {
    * submit-dir-lock.ts). Off only for in-process tests that never touch a submit directory.
    */
   lockSubmitDir?: boolean;
+  /** Called with every finished cycle's report (metrics). */
+  onCycle?: (report: CycleReport) => void;
   now?: () => number;
 }
 
@@ -287,7 +289,14 @@ export class QueueDaemon {
   /** Run one cycle now (or join the one running: cycles never overlap). */
   runCycle(): Promise<CycleReport> {
     if (this.closed && !this.cycle) return Promise.reject(new Error('firn-queue is closed'));
-    if (!this.cycle) this.cycle = this.cycleOnce().finally(() => (this.cycle = null));
+    if (!this.cycle) {
+      this.cycle = this.cycleOnce()
+        .then((r) => {
+          this.opts.onCycle?.(r);
+          return r;
+        })
+        .finally(() => (this.cycle = null));
+    }
     return this.cycle;
   }
 

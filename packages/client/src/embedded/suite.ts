@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  StorageRoots, connect, createUser, loadConfig, randomSecret, redactDbUrl, type Db, type FirnConfig, type Logger, type RawConfig,
+  StorageRoots, connect, createUser, loadConfig, randomSecret, redactDbUrl, registerTaskGauges, type Db, type FirnConfig, type Logger, type RawConfig,
 } from '@firn/core';
-import { DhDaemon } from '@firn/dh';
+import { DhDaemon, createDhMetrics } from '@firn/dh';
 import { startMon, type RunningMon } from '@firn/mon';
-import { QueueDaemon, createExecutor, createPlugin, queueSettings } from '@firn/queue';
+import { QueueDaemon, createExecutor, createPlugin, createQueueMetrics, queueSettings } from '@firn/queue';
 import { startTray, type Tray } from '@firn/tray';
 
 export interface EmbeddedOptions {
@@ -125,14 +125,19 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<EmbeddedSuite> 
     // pilots must be told the port mon really listens on (0 = any free port)
     config.mon.url = mon.url;
 
-    const dh = new DhDaemon({ db, config: config.dh, logger, roots: StorageRoots.fromConfig(config) });
+    // firn-mon's /metrics carries the task gauges and dh's and the queue's series too
+    const registry = mon.server.registry;
+    registerTaskGauges(registry, db, { logger });
+    const dhMetrics = createDhMetrics(db, { registry, logger });
+    const dh = new DhDaemon({ db, config: config.dh, logger, roots: StorageRoots.fromConfig(config), onCycle: (ev) => dhMetrics.observe(ev) });
     dh.start();
     opened.push(() => dh.stop());
 
     const settings = queueSettings(config);
     const executor = createExecutor(settings, logger);
     const plugin = createPlugin(settings.plugin, executor, { ...settings.pluginOptions, onWarning: (m) => logger.warn(m, { grid: settings.grid }) });
-    const queue = new QueueDaemon({ db, settings, plugin, executor, logger });
+    const queueMetrics = createQueueMetrics(db, settings.grid, { registry, logger });
+    const queue = new QueueDaemon({ db, settings, plugin, executor, logger, onCycle: (r) => queueMetrics.observe(r) });
     await queue.init();
     queue.start();
     opened.push(() => queue.close());

@@ -97,18 +97,53 @@ describe.each(DB_KINDS)('queue cycle on %s', (kind) => {
     expect(Object.keys(last.durations)).toEqual(expect.arrayContaining(['heartbeat', 'reconcile', 'cleanq', 'recover', 'claim', 'submit', 'total']));
   });
 
-  test('max_queued and max_submit_per_cycle limit what is claimed; a disabled grid claims nothing', async () => {
+  test('max_queued limits what is claimed, in rounds of max_submit_per_cycle; a disabled grid claims nothing', async () => {
     const d = await daemon({ max_queued: 5, max_submit_per_cycle: 3 });
     const ds = await seedDataset(t.db, { jobs: 10, grids: [d.grid] });
-    expect((await d.runCycle()).claimed).toBe(3);
-    expect((await d.runCycle()).claimed).toBe(2);
+    // one cycle fills all 5 free slots: a round of 3, then one of 2, each submitted
+    expect(await d.runCycle()).toMatchObject({ claimed: 5, claim_rounds: 2, submitted: 5, queued_before: 0, queued_after: 5 });
+    expect(fake.submissions.map((b) => b.tasks.length)).toEqual([3, 2]);
     const r = await d.runCycle();
-    expect(r).toMatchObject({ claimed: 0, queued_before: 5 });
+    expect(r).toMatchObject({ claimed: 0, claim_rounds: 0, queued_before: 5 });
     await t.db('task').whereIn('id', ds.all.slice(0, 2)).update({ status: TaskStatus.PROCESSING });
     await t.db('grid').where('id', d.grid).update({ status: 'disabled' });
     expect((await d.runCycle()).claimed).toBe(0);
     await t.db('grid').where('id', d.grid).update({ status: 'enabled' });
     expect((await d.runCycle()).claimed).toBe(2);
+  });
+
+  test('one cycle fills every free slot, stops when no more work fits, and obeys max_claim_per_cycle', async () => {
+    const d = await daemon({ max_queued: 50, max_submit_per_cycle: 8 });
+    const ds = await seedDataset(t.db, { jobs: 70, grids: [d.grid] });
+    await t.db('task').whereIn('id', ds.all.slice(0, 7)).update({ status: TaskStatus.QUEUED, grid_id: d.grid });
+    // 43 free slots: rounds of 8 × 5 + 3
+    expect(await d.runCycle()).toMatchObject({ claimed: 43, claim_rounds: 6, submitted: 43, queued_before: 7, queued_after: 50, errors: [] });
+    expect(fake.submissions.map((b) => b.tasks.length)).toEqual([8, 8, 8, 8, 8, 3]);
+    const [{ n }] = (await t.db('task').where({ status: TaskStatus.QUEUED, grid_id: d.grid }).count({ n: '*' })) as [{ n: number | string }];
+    expect(Number(n)).toBe(50);
+
+    // fewer waiting tasks (20) than free slots (50): a short round ends the cycle
+    await t.db('task').where({ status: TaskStatus.QUEUED, grid_id: d.grid }).update({ status: TaskStatus.OK });
+    expect(await d.runCycle()).toMatchObject({ claimed: 20, claim_rounds: 3, queued_before: 0 });
+
+    const capped = await seedDataset(t.db, { jobs: 10, grids: [d.grid] });
+    await t.db('task').whereIn('id', ds.all).update({ status: TaskStatus.OK });
+    await d.close();
+    const c = await daemon({ max_queued: 50, max_submit_per_cycle: 4, max_claim_per_cycle: 6 });
+    expect(await c.runCycle()).toMatchObject({ claimed: 6, claim_rounds: 2 });
+    // 4 left: a full round of 4, then an empty one (the cap's 2 more) finds nothing
+    expect(await c.runCycle()).toMatchObject({ claimed: 4, claim_rounds: 2 });
+    expect(Object.values(await statusOf(t.db, capped.all)).every((s) => s === 'QUEUED')).toBe(true);
+  });
+
+  test('a failed submit ends the cycle\'s rounds (the same tasks are not handed to a broken batch system again)', async () => {
+    const d = await daemon({ max_queued: 20, max_submit_per_cycle: 4 });
+    await seedDataset(t.db, { jobs: 12, grids: [d.grid] });
+    fake.failNextSubmit = { message: 'sbatch: error: Slurm controller not responding' };
+    expect(await d.runCycle()).toMatchObject({ claimed: 4, claim_rounds: 1, submit_failed: 4, submitted: 0 });
+    expect(fake.submissions).toHaveLength(1);
+    // rounds of 4, 4, 4, then an empty one: nothing left
+    expect(await d.runCycle()).toMatchObject({ claimed: 12, claim_rounds: 4, submitted: 12 });
   });
 
   test('reconcile: cancelled → EVICTED, failure → ERROR (PROCESSING) / EVICTED (QUEUED), vanished → EVICTED after the grace period', async () => {

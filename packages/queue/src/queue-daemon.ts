@@ -11,8 +11,12 @@
  *                   (task.claimed_by; no need to wait for their lease): adopt the batch job
  *                   carrying the task id if there is one (QUEUEING → QUEUED), else give the
  *                   task back (QUEUEING → WAITING) — never duplicate
- *   5. claim      — up to min(max_queued − queued, max_submit_per_cycle) tasks that fit;
- *                   nothing while the plugin's only worker host (local) is black-holed
+ *   5. claim      — the free slots, min(max_queued − queued, max_claim_per_cycle (default
+ *                   max_queued)), in rounds of at most max_submit_per_cycle tasks that fit,
+ *                   each round submitted (6) before the next is claimed; the rounds go on while
+ *                   slots are free and the last round got all it asked for (and stop after a
+ *                   failed submit); nothing while the plugin's only worker host (local) is
+ *                   black-holed
  *   6. submit     — per group of identical requirements: passkey files (0600), writeConfig,
  *                   submit (one array, excluding this grid's black-holed nodes), QUEUEING →
  *                   QUEUED with the batch ids; a failed submit gives the tasks back
@@ -25,6 +29,7 @@ import path from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import {
   ACTIVE_STATUSES,
+  BATCH_REASON_MAX,
   BatchSystemError,
   TaskStatus,
   blackholedHosts,
@@ -95,6 +100,8 @@ export interface CycleReport {
   queued_before: number;
   queued_after: number;
   claimed: number;
+  /** claimTasks calls (rounds of at most max_submit_per_cycle) this cycle made. */
+  claim_rounds: number;
   submitted: number;
   submit_failed: number;
   adopted: number;
@@ -104,6 +111,10 @@ export interface CycleReport {
   removed: number;
   /** Black-holed nodes of this grid the cycle's submissions excluded. */
   blackholed_hosts: number;
+  /** `[queue] max_queued` (task.why reads it to say a grid is full). */
+  max_queued?: number;
+  /** QUEUED tasks whose batch system's pending reason (task.batch_reason) changed this cycle. */
+  batch_reasons?: number;
   /** Why nothing was claimed although there was room (the worker host is black-holed). */
   claim_skipped?: string;
   errors: string[];
@@ -338,20 +349,18 @@ export class QueueDaemon {
 
   private async cycleOnce(): Promise<CycleReport> {
     const r: CycleReport = {
-      started_at: this.now(), finished_at: 0, durations: {}, queued_before: 0, queued_after: 0, claimed: 0, submitted: 0,
+      started_at: this.now(), finished_at: 0, durations: {}, queued_before: 0, queued_after: 0, claimed: 0, claim_rounds: 0, submitted: 0,
       submit_failed: 0, adopted: 0, released: 0, evicted: 0, failed: 0, removed: 0, blackholed_hosts: 0, errors: [],
     };
     this.listing = null;
     this.excludeHosts = [];
+    r.max_queued = this.settings.maxQueued;
     const grid = await this.phase(r, 'heartbeat', () => this.heartbeat());
     if (grid) {
       await this.phase(r, 'reconcile', () => this.reconcile(r));
       await this.phase(r, 'cleanq', () => this.cleanQueue(r));
       await this.phase(r, 'recover', () => this.recoverExpiredClaims(r));
-      if (grid.status === 'enabled' && !this.stopping) {
-        const claimed = await this.phase(r, 'claim', () => this.claim(r, grid));
-        if (claimed?.length) await this.phase(r, 'submit', () => this.submitClaimed(claimed, r));
-      }
+      if (grid.status === 'enabled' && !this.stopping) await this.claimAndSubmit(r, grid);
       r.queued_after = await this.countQueued().catch(() => r.queued_before);
     }
     r.finished_at = this.now();
@@ -363,7 +372,7 @@ export class QueueDaemon {
     return r;
   }
 
-  /** Time a phase; an error is logged and recorded, and the cycle goes on. */
+  /** Time a phase (claim and submit add up over their rounds); an error is logged and recorded, and the cycle goes on. */
   private async phase<T>(r: CycleReport, name: Phase, fn: () => Promise<T>): Promise<T | undefined> {
     const t0 = this.now();
     try {
@@ -373,7 +382,7 @@ export class QueueDaemon {
       this.logger.error(`${name} failed`, { error: message(e) });
       return undefined;
     } finally {
-      r.durations[name] = this.now() - t0;
+      r.durations[name] = (r.durations[name] ?? 0) + this.now() - t0;
     }
   }
 
@@ -390,14 +399,15 @@ export class QueueDaemon {
 
   // 2 ─────────────────────────────────────────────────────────────────────────────────
   private async reconcile(r: CycleReport): Promise<void> {
-    const rows: Array<{ id: number; status: TaskStatus; batch_id: string; status_changed_at: number }> = await this.db('task')
-      .select('id', 'status', 'batch_id', 'status_changed_at')
+    const rows: Array<{ id: number; status: TaskStatus; batch_id: string; status_changed_at: number; batch_reason: string | null }> = await this.db('task')
+      .select('id', 'status', 'batch_id', 'status_changed_at', 'batch_reason')
       .where('grid_id', this.gridId)
       .whereIn('status', [TaskStatus.QUEUED, TaskStatus.PROCESSING])
       .whereNotNull('batch_id');
     if (rows.length === 0) return;
     const statuses = await this.plugin.checkJobStatus([...new Set(rows.map((t) => t.batch_id))]);
     const now = this.now();
+    r.batch_reasons = await this.recordPendingReasons(rows, statuses);
     // one transition per (from, to, reason): reasons carry no batch id, so groups stay few
     const groups = new Map<string, { from: TaskStatus; to: TaskStatus; reason: string; ids: number[] }>();
     for (const t of rows) {
@@ -421,6 +431,32 @@ export class QueueDaemon {
       else r.failed += changed.length;
       if (changed.length) this.logger.info(evicted ? 'tasks evicted' : 'tasks failed', { tasks: changed, reason: g.reason });
     }
+  }
+
+  /**
+   * task.batch_reason of QUEUED tasks: what the batch system says of their pending job (Slurm's
+   * `%r`, SGE's scheduling info, HTCondor's analysis), NULL when it says nothing. Only changed
+   * values are written, one UPDATE per distinct reason (reasons carry no batch id: groups stay few).
+   */
+  private async recordPendingReasons(
+    rows: ReadonlyArray<{ id: number; status: TaskStatus; batch_id: string; batch_reason: string | null }>, statuses: ReadonlyMap<string, BatchJobStatus>,
+  ): Promise<number> {
+    const byReason = new Map<string | null, number[]>();
+    for (const t of rows) {
+      if (t.status !== TaskStatus.QUEUED) continue;
+      const job = statuses.get(t.batch_id);
+      if (!job || job.state !== BatchState.QUEUED) continue;
+      const reason = job.reason ? (job.reason.length > BATCH_REASON_MAX ? `${job.reason.slice(0, BATCH_REASON_MAX - 1)}…` : job.reason) : null;
+      if (reason === (t.batch_reason ?? null)) continue;
+      const ids = byReason.get(reason) ?? [];
+      ids.push(Number(t.id));
+      byReason.set(reason, ids);
+    }
+    let n = 0;
+    for (const [reason, ids] of byReason) {
+      for (const part of chunk(ids, 500)) n += await this.db('task').whereIn('id', part).andWhere('status', TaskStatus.QUEUED).update({ batch_reason: reason });
+    }
+    return n;
   }
 
   // 3 ─────────────────────────────────────────────────────────────────────────────────
@@ -534,7 +570,7 @@ export class QueueDaemon {
       const ids = part.map(([id]) => id);
       changed.push(...(await transition(this.db, {
         taskIds: ids, from: TaskStatus.QUEUEING, to: TaskStatus.QUEUED, by: 'queue', actor: this.owner, reason, strict: false,
-        set: { batch_id: caseById(this.db, new Map(part)), lease_until: null },
+        set: { batch_id: caseById(this.db, new Map(part)), lease_until: null, batch_reason: null },
       })));
     }
     return changed;
@@ -550,17 +586,40 @@ export class QueueDaemon {
     return Number(n);
   }
 
-  private async claim(r: CycleReport, grid: GridRow): Promise<ClaimedTask[]> {
-    r.queued_before = await this.countQueued();
-    const limit = Math.max(0, Math.min(this.settings.maxQueued - r.queued_before, this.settings.maxSubmitPerCycle));
-    if (limit === 0) return [];
-    const now = this.now();
-    if (!(await this.honourBlackholes(r, now))) return [];
+  /**
+   * Fill the free slots: rounds of claim (at most max_submit_per_cycle) then submit, while
+   * slots are left, the last round got all it asked for (else no more work fits), no submit
+   * failed (a broken batch system would otherwise be handed the same tasks again and again)
+   * and the daemon is not stopping.
+   */
+  private async claimAndSubmit(r: CycleReport, grid: GridRow): Promise<void> {
+    const free = await this.phase(r, 'claim', async () => {
+      r.queued_before = await this.countQueued();
+      const slots = Math.min(this.settings.maxQueued - r.queued_before, this.settings.maxClaimPerCycle ?? this.settings.maxQueued);
+      if (slots <= 0) return 0;
+      return (await this.honourBlackholes(r, this.now())) ? slots : 0;
+    });
+    let left = free ?? 0;
+    while (left > 0 && !this.stopping) {
+      const limit = Math.min(left, this.settings.maxSubmitPerCycle);
+      const claimed = await this.phase(r, 'claim', () => this.claim(r, grid, limit));
+      if (!claimed) return; // the claim failed (recorded)
+      left -= claimed.length;
+      const failedBefore = r.submit_failed;
+      const errorsBefore = r.errors.length;
+      if (claimed.length) await this.phase(r, 'submit', () => this.submitClaimed(claimed, r));
+      if (claimed.length < limit || r.submit_failed > failedBefore || r.errors.length > errorsBefore) return;
+    }
+  }
+
+  /** One claim round of at most `limit` tasks. */
+  private async claim(r: CycleReport, grid: GridRow, limit: number): Promise<ClaimedTask[]> {
     const claimed = await claimTasks(this.db, {
       gridId: this.gridId, gridName: this.settings.grid, limit, capabilities: grid.capabilities, leaseMs: this.settings.leaseMs, owner: this.owner,
-      claimedBy: this.instance, now,
+      claimedBy: this.instance, now: this.now(),
     });
-    r.claimed = claimed.length;
+    r.claimed += claimed.length;
+    r.claim_rounds++;
     if (claimed.length) this.logger.info('claimed', { tasks: claimed.map((t) => t.id) });
     this.crashPoint('after-claim');
     return claimed;

@@ -39,7 +39,10 @@ export interface QueueSettings {
   plugin: PluginName;
   schedule: string;
   maxQueued: number;
+  /** [queue] max_submit_per_cycle: the most tasks one claim round (one claimTasks call, then its submissions) takes. */
   maxSubmitPerCycle: number;
+  /** [queue] max_claim_per_cycle: the most tasks one cycle claims over all its rounds (absent: max_queued, i.e. every free slot). */
+  maxClaimPerCycle?: number;
   leaseMs: number;
   /** Directory on the submit host for scripts, passkeys and batch logs (absolute). */
   submitDir: string;
@@ -144,6 +147,7 @@ export function queueSettings(cfg: FirnConfig): QueueSettings {
     schedule: q.schedule,
     maxQueued: q.max_queued,
     maxSubmitPerCycle: q.max_submit_per_cycle,
+    maxClaimPerCycle: (q as typeof q & { max_claim_per_cycle?: number }).max_claim_per_cycle ?? q.max_queued,
     leaseMs: q.lease_seconds * 1000,
     submitDir,
     capabilities,

@@ -92,8 +92,19 @@ describe('Slurm states', () => {
     expect(normaliseSlurmState('CANCELLED by 0')).toEqual({ word: 'CANCELLED', by: '0' });
     expect(normaliseSlurmState('CANCELLED+')).toEqual({ word: 'CANCELLED' });
     expect(slurmState('cancelled by 1000')).toBe('CANCELLED');
-    expect(slurmState('WHATEVER')).toBe('UNKNOWN');
-    expect(slurmState('')).toBe('UNKNOWN');
+    // a listed job in a state word nobody taught us is not known to be gone
+    expect(slurmState('WHATEVER')).toBe('UNOBSERVED');
+    expect(slurmState('')).toBe('UNOBSERVED');
+  });
+  it('a listed job in a state word it does not know is UNOBSERVED, never UNKNOWN (squeue, sacct)', () => {
+    const jobs = parseSqueue(slurm('squeue-odd-state').stdout, '%i|%A|%T|%r|%j');
+    expect(jobs.map((j) => [j.batchId, j.state, j.rawState])).toEqual([
+      ['1_0', 'QUEUED', 'PENDING'], ['1_3', 'QUEUED', 'PENDING'], ['1_6', 'UNOBSERVED', 'EXPEDITING'],
+      ['1_9', 'QUEUED', 'PENDING'], ['1_12', 'QUEUED', 'PENDING'], ['1_15', 'QUEUED', 'PENDING'],
+    ]);
+    expect(jobs[2]?.reason).toBe('state EXPEDITING not known: JobHeldUser');
+    const sacct = slurm('ref-slurmdbd-sacct-j-cancelled').stdout.replace(/CANCELLED by 0/, 'EXPEDITING');
+    expect(parseSacct(sacct).map((s) => s.state)).toEqual(['UNOBSERVED']);
   });
   it('turns ExitCode code:signal into a shell-style exit code', () => {
     expect(parseSlurmExitCode('3:0')).toEqual({ exitCode: 3, code: 3, signal: 0 });

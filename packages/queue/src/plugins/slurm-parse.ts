@@ -115,8 +115,17 @@ export function normaliseSlurmState(raw: string): { word: string; by?: string } 
   return by ? { word: long, by: by[2] as string } : { word: long };
 }
 
+/**
+ * The BatchState of a normalised state word. A word this table does not know (a newer Slurm's
+ * state, a garbled column) is UNOBSERVED, never UNKNOWN: the job was listed, so it exists, and
+ * UNKNOWN (confirmed gone) would make the daemon evict a task whose job may be running.
+ */
+export function stateOfWord(word: string): BatchState {
+  return SLURM_STATES[word] ?? BatchState.UNOBSERVED;
+}
+
 export function slurmState(raw: string): BatchState {
-  return SLURM_STATES[normaliseSlurmState(raw).word] ?? BatchState.UNKNOWN;
+  return stateOfWord(normaliseSlurmState(raw).word);
 }
 
 /**
@@ -133,6 +142,7 @@ export function parseSlurmExitCode(text: string): { exitCode: number; code: numb
 
 function reasonFor(word: string, state: BatchState, extra?: string): string | undefined {
   if (state === BatchState.FAILED || state === BatchState.CANCELLED) return extra ? `${word}: ${extra}` : word;
+  if (state === BatchState.UNOBSERVED) return `state ${word || '(none)'} not known${extra ? `: ${extra}` : ''}`;
   return extra;
 }
 
@@ -186,7 +196,7 @@ export function parseSqueue(stdout: string, format: string = SQUEUE_FORMAT): Squ
       const id = (fields[idAt] ?? '').trim();
       if (idAt < 0 || !isJobId(id)) continue;
       const { word } = normaliseSlurmState(stateAt >= 0 ? (fields[stateAt] ?? '') : '');
-      const state = SLURM_STATES[word] ?? BatchState.UNKNOWN;
+      const state = stateOfWord(word);
       const status: SqueueJob = { batchId: id, state, rawState: word };
       const reasonText = reasonAt >= 0 ? (fields[reasonAt] ?? '').trim() : '';
       // %R shows the node list instead of a reason for running jobs
@@ -210,7 +220,7 @@ export function parseSqueue(stdout: string, format: string = SQUEUE_FORMAT): Squ
     }
     if (!table || !isJobId(words[0] ?? '')) continue;
     const { word } = normaliseSlurmState(words[table.state] ?? '');
-    const state = SLURM_STATES[word] ?? BatchState.UNKNOWN;
+    const state = stateOfWord(word);
     const status: SqueueJob = { batchId: words[0] as string, state, rawState: word };
     if (table.name >= 0 && words[table.name] !== undefined) status.name = words[table.name] as string;
     // last column is NODELIST(REASON): a reason is in parentheses
@@ -268,7 +278,7 @@ export function parseSacct(stdout: string, columns: readonly string[] = SACCT_FI
     const id = (row['jobid'] ?? '').replace(/\+$/, '');
     if (!id || id.includes('.') || !isJobId(id)) continue;
     const { word, by } = normaliseSlurmState(row['state'] ?? '');
-    const state = SLURM_STATES[word] ?? BatchState.UNKNOWN;
+    const state = stateOfWord(word);
     const status: BatchJobStatus = { batchId: id, state, rawState: word };
     if (row['jobname']) status.name = row['jobname'];
     const exit = row['exitcode'] ? parseSlurmExitCode(row['exitcode']) : null;

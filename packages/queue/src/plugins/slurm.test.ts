@@ -278,6 +278,14 @@ describe('SlurmPlugin.checkJobStatus', () => {
     });
     expect(ex.calls.filter((c) => c.command.endsWith('sacct'))).toEqual([]); // found by id: accounting not asked
   });
+  it('a listed job in a state word it does not know is UNOBSERVED, not lost, when look-up by id and accounting know nothing more', async () => {
+    const ex = new FakeExecutor()
+      .on('squeue', SQUEUE_ALL, slurm('squeue-odd-state'))
+      .on('squeue', BY_ID, slurm('squeue-odd-state'))
+      .on('sacct', undefined, slurm('sacct-c-unknown'));
+    const got = await new SlurmPlugin(ex, options()).checkJobStatus(['1_3', '1_6']);
+    expect(Object.fromEntries([...got].map(([id, s]) => [id, `${s.state}/${s.rawState}`]))).toEqual({ '1_3': 'QUEUED/PENDING', '1_6': 'UNOBSERVED/EXPEDITING' });
+  });
   it('a job missing from the listing whose look-ups fail is UNOBSERVED (not lost), not UNKNOWN', async () => {
     const ex = new FakeExecutor()
       .on('squeue', SQUEUE_ALL, { stdout: '' })

@@ -90,6 +90,23 @@ describe.each(DB_KINDS)('firn-tray guards on %s', (kind) => {
     await expect(mgr.call('dataset.set_priority', { dataset_id: id, priority: 3 })).resolves.toMatchObject({ priority: 3 });
   });
 
+  test('job.reset on an OBSOLETE dataset: refused for a manager, done for an admin (as dataset.reset)', async () => {
+    const { dataset_id: id } = await mgr.call<{ dataset_id: number }>('dataset.submit', { config: shell(), jobs: 2, grids: ['site-a'] });
+    const job0 = await t.db('job').where({ dataset_id: id, job_index: 0 }).first();
+    await t.db('task').where({ job_id: job0.id }).update({ status: 'FAILED', failures: 5 });
+    await mgr.call('dataset.obsolete', { dataset_id: id, reason: 'superseded' });
+    const e = await failure(mgr.call('job.reset', { dataset_id: id, job_index: 0 }));
+    expect([e.code, e.message]).toEqual([-32009, `dataset ${id} is OBSOLETE: it takes no changes (reset); only an admin may reset it`]);
+    expect((await t.db('task').where({ job_id: job0.id }).first()).status).toBe('FAILED');
+    // an admin's other job changes are still refused
+    expect((await failure(admin.call('job.suspend', { dataset_id: id, job_index: 0 }))).code).toBe(-32009);
+    await expect(admin.call('job.reset', { dataset_id: id, job_index: 0, reason: 'one more try' })).resolves.toMatchObject({ changed: 1, waiting: 1 });
+    expect(await t.db('task').where({ job_id: job0.id }).first()).toMatchObject({ status: 'WAITING', failures: 0 });
+    // the job brought back makes the dataset schedulable again, with a history row
+    expect((await t.db('dataset').where({ id }).first()).status).toBe('PROCESSING');
+    expect(await t.db('history').where({ entity: 'dataset', entity_id: id, action: 'reset' }).select('from_status', 'to_status')).toEqual([{ from_status: 'OBSOLETE', to_status: 'PROCESSING' }]);
+  });
+
   test('the last enabled admin cannot be demoted, not even by themself', async () => {
     await admin.call('user.add', { username: 'root2', role: 'admin', password: 'root2-password' });
     // two admins: one may step down
@@ -144,7 +161,7 @@ describe.each(DB_KINDS)('firn-tray guards on %s', (kind) => {
       expect(paths(e).some((p) => path.test(p))).toBe(true);
     }
     const d = await t.db('dataset').count({ n: '*' }).first();
-    expect(Number((d as { n: number }).n)).toBe(1); // only the first test's dataset
+    expect(Number((d as { n: number }).n)).toBe(2); // only the two OBSOLETE tests' datasets
   });
 
   test('the HTTP server closes idle connections, cuts off a trickled body and refuses connections over max_connections', async () => {

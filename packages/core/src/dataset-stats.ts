@@ -3,7 +3,8 @@
  * statistics (`task_stat`) exactly once: when the task reaches OK. firn-dh calls
  * `foldTaskStats` in the transaction of COPIED → OK (the one-task lane and the bulk lane);
  * `unfoldTaskStats` takes them out again on the only move that leaves OK (OK → RESET, an
- * admin's reset), in that move's transaction. A task that fails, is evicted or whose copy
+ * admin's reset: firn-tray's resetTasks, for dataset.reset and job.reset), in that move's
+ * transaction. A task that fails, is evicted or whose copy
  * fails never reached OK and so never counted; the next attempt's `pilot.start` deletes the
  * rows an earlier attempt left.
  *
@@ -43,8 +44,9 @@ interface Contribution {
 /**
  * Take the statistics of these tasks (leaving OK) out of their datasets' aggregates: n, sum and
  * sum_sq are subtracted; min and max are recomputed from the dataset's other OK tasks (they
- * cannot be subtracted); a name no OK task has any more is removed. Call it before the tasks'
- * status changes, in the same transaction.
+ * cannot be subtracted); a name no OK task has any more is removed. Call it in the transaction
+ * that moves the tasks out of OK (before or after the update: the leaving tasks are left out of
+ * min / max by id), with the ids that really moved.
  */
 export async function unfoldTaskStats(trx: DbOrTrx, taskIds: readonly number[]): Promise<void> {
   if (taskIds.length === 0) return;

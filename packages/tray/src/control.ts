@@ -1,5 +1,5 @@
 import {
-  SUSPENDABLE, TaskStatus, settleResetTasks, transition,
+  SUSPENDABLE, TaskStatus, settleResetTasks, transition, unfoldTaskStats,
   type Trx,
 } from '@firn/core';
 
@@ -62,19 +62,21 @@ export interface ResetOptions {
 /**
  * Tasks in scope in any of `from` → RESET → WAITING (every dependency OK) or IDLE. SUSPENDED,
  * FAILED and OK (admin only) are a person's transitions (by tray); ERROR and EVICTED are reset
- * as the retry policy would (by core, the actor still the person).
+ * as the retry policy would (by core, the actor still the person). Tasks leaving OK take their
+ * statistics out of the dataset's (core unfoldTaskStats) in this transaction, so the run that
+ * follows counts once, not on top of the one before.
  */
 export async function resetTasks(trx: Trx, scope: Scope, from: readonly TaskStatus[], options: ResetOptions): Promise<ControlOutcome> {
   const groups = await idsByStatus(trx, scope, from);
   const reset: number[] = [];
   for (const [status, ids] of groups) {
     const by = status === TaskStatus.ERROR || status === TaskStatus.EVICTED ? 'core' : 'tray';
-    reset.push(
-      ...(await transition(trx, {
-        taskIds: ids, from: status, to: TaskStatus.RESET, by, actor: options.actor, reason: options.reason,
-        isAdmin: options.isAdmin, set: options.set, strict: false,
-      })),
-    );
+    const moved = await transition(trx, {
+      taskIds: ids, from: status, to: TaskStatus.RESET, by, actor: options.actor, reason: options.reason,
+      isAdmin: options.isAdmin, set: options.set, strict: false,
+    });
+    if (status === TaskStatus.OK) await unfoldTaskStats(trx, moved);
+    reset.push(...moved);
   }
   const settled = await settleResetTasks(trx, reset, options.actor, options.reason);
   return { changed: reset.length, waiting: settled.waiting.length, idle: settled.idle.length };

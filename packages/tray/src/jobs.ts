@@ -44,7 +44,8 @@ export async function controlJob(
   if (p.include_ok && !isAdmin) throw new ForbiddenError('resetting OK tasks (include_ok) needs role admin');
   return withTransaction(ctx.db, async (trx) => {
     const ds = await controllableDataset(trx, user, p.dataset_id);
-    assertLive(ds);
+    // an OBSOLETE dataset takes one change: an admin's reset (as dataset.reset)
+    assertLive(ds, { action, user });
     const job = await jobRow(trx, p.dataset_id, p.job_index);
     const scope = { datasetId: p.dataset_id, jobId: job.id };
     const before = await jobStatus(trx, job.id);
@@ -61,7 +62,7 @@ export async function controlJob(
       const set = action === 'reset' ? { ...RESET_COUNTERS, ...requirementColumns(p.requirements) } : undefined;
       outcome = await resetTasks(trx, scope, from, { actor, reason, isAdmin, set });
       // a job brought back to life makes a stopped dataset schedulable again
-      if (outcome.changed > 0 && ([DatasetStatus.SUSPENDED, DatasetStatus.COMPLETE, DatasetStatus.ERRORS] as string[]).includes(ds.status)) {
+      if (outcome.changed > 0 && ([DatasetStatus.SUSPENDED, DatasetStatus.COMPLETE, DatasetStatus.ERRORS, DatasetStatus.OBSOLETE] as string[]).includes(ds.status)) {
         await trx('dataset').where({ id: ds.id }).update({ status: DatasetStatus.PROCESSING, updated_at: now() });
         await recordHistory(trx, { entity: 'dataset', entityId: ds.id, datasetId: ds.id, action, from: ds.status, to: DatasetStatus.PROCESSING, actor, reason: `job ${p.job_index} ${action}` });
       }

@@ -69,9 +69,15 @@ export async function taskCounts(db: Db, limit = TASK_GAUGE_DATASETS): Promise<A
  */
 export function registerTaskGauges(registry: client.Registry, db: Db, options: { limit?: number; logger?: Logger } = {}): void {
   const logger = options.logger ?? nullLogger;
-  const errors = new client.Counter({ name: 'firn_metrics_scrape_errors_total', help: 'scrapes whose task counts could not be read', registers: [registry] });
   let last: Awaited<ReturnType<typeof taskCounts>> | null = null;
   let pending: Promise<void> | null = null;
+  const errors = new client.Counter({
+    name: 'firn_metrics_scrape_errors_total', help: 'scrapes whose task counts could not be read', registers: [registry],
+    // the same scrape's failure is counted in that scrape
+    async collect() {
+      await refresh();
+    },
+  });
   // both gauges come from one query per scrape
   const refresh = () =>
     (pending ??= taskCounts(db, options.limit)

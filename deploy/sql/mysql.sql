@@ -226,6 +226,7 @@ CREATE TABLE `task` (
   `gpu_util` double DEFAULT NULL,
   `attempt` varchar(64) DEFAULT NULL,
   `claimed_by` varchar(255) DEFAULT NULL,
+  `batch_reason` varchar(255) DEFAULT NULL,
   PRIMARY KEY (`id`),
   UNIQUE KEY `task_job_index_uq` (`job_id`,`task_index`),
   KEY `task_task_rel_id_foreign` (`task_rel_id`),
@@ -367,5 +368,6 @@ INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0002_
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0003_history_flow_index', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0004_task_flow', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0005_task_attempt', 1, CURRENT_TIMESTAMP);
+INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0007_task_batch_reason', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0);
 SET FOREIGN_KEY_CHECKS = 1;

@@ -21,6 +21,8 @@ import { NotFoundError } from './errors';
 import { listBlackholes, type BlackHole } from './nodes';
 import { DatasetStatus, TaskStatus } from './states';
 
+export { BATCH_REASON_MAX } from './migrations/0007_task_batch_reason';
+
 /** What keeps a task from running (or where it is), as stored in every answer's `code`. */
 export const WhyCode = {
   OK: 'ok',

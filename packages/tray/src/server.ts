@@ -14,6 +14,7 @@ import { LoginLimiter, loginLimitsOf } from './login-limiter';
 import { submitMethods } from './submit';
 import { dbHealthy, systemMethods } from './system';
 import { userMethods } from './users';
+import { whyMethods } from './why';
 
 export interface TrayOptions {
   config: FirnConfig;
@@ -55,6 +56,7 @@ export function trayMethods(ctx: TrayContext): Methods {
     ...jobMethods(ctx),
     ...gridMethods(ctx),
     ...gridHoleMethods(ctx),
+    ...whyMethods(ctx),
     ...userMethods(ctx),
     ...systemMethods(ctx),
   };

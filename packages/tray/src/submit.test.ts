@@ -68,7 +68,7 @@ describe.each(DB_KINDS)('dataset submission on %s', (kind) => {
   it('creates jobs × tasks (IDLE/WAITING by dependencies), the relational form and ONE history row', async () => {
     const config = exampleConfig('dag-gpu');
     const r = await submitDataset(db, { config, jobs: 5, priority: 3 }, opts);
-    expect(r).toEqual({ dataset_id: expect.any(Number), jobs: 5, tasks: 15 });
+    expect(r).toEqual({ dataset_id: expect.any(Number), jobs: 5, tasks: 15, grids: [], warnings: [{ path: '/params/grids', message: expect.stringContaining('no grid exists') }] });
     const id = r.dataset_id;
     const ds = await db('dataset').where({ id }).first();
     expect(ds).toMatchObject({ status: 'PROCESSING', type: 'simulation', priority: 3, owner_id: user.id, jobs_submitted: 5, tasks_per_job: 3 });

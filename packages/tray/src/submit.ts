@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import {
   ConflictError, DatasetStatus, ExpressionError, JobStatus, TaskStatus, ValidationError, actorOf,
-  chunk, coerceError, configHash, defaultRequirements, evaluate, getDatasetConfig, hasExpressions, isUrl, resolveRemote, resolveRetryPolicy, isMysql, now, recordHistory, validateDatasetConfig, withTransaction,
+  chunk, coerceError, configHash, defaultRequirements, evaluate, unsatisfiableRequirements, getDatasetConfig, hasExpressions, isUrl, resolveRemote, resolveRetryPolicy, isMysql, now, recordHistory, validateDatasetConfig, withTransaction,
   type AuthUser, type DatasetConfig, type Db, type DbOrTrx, type Requirements as RequirementSpec, type Logger, type RpcContext, type StorageRoots, type Trx, type ValidationIssue,
 } from '@firn/core';
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
@@ -218,6 +218,8 @@ export interface SubmitParams {
   grids?: string[];
   priority?: number;
   description?: string;
+  /** Refuse (-32602, naming the requirement's path) instead of warning when no grid can run a task. */
+  strict?: boolean;
 }
 
 export interface SubmitOptions {
@@ -229,12 +231,55 @@ export interface SubmitOptions {
   jobBatch?: number;
   /** Where outputs may be delivered (firn-tray passes `[dh] destinations` + `[system] site_temp`); unset: not checked. */
   roots?: StorageRoots;
+  /** Grids assigned when the params name none (`[tray] default_grids`; firn up: its local grid). */
+  defaultGrids?: readonly string[];
+}
+
+/** Something a submission accepted but that will keep (some of) its tasks from running. */
+export interface SubmitWarning {
+  /** JSON path of what it is about (`/params/config/tasks/1/requirements/gpu`, `/params/grids`). */
+  path: string;
+  message: string;
 }
 
 export interface SubmitResult {
   dataset_id: number;
   jobs: number;
   tasks: number;
+  /** The grids the dataset was assigned (those given, or the defaults). */
+  grids: string[];
+  warnings: SubmitWarning[];
+}
+
+/** `[tray] default_grids` (comma-separated) as a list. */
+export function defaultGridsOf(tray: object): string[] {
+  const v = (tray as { default_grids?: unknown }).default_grids;
+  return typeof v === 'string' ? v.split(',').map((g) => g.trim()).filter(Boolean) : [];
+}
+
+/**
+ * Tasks no grid can run: with grids assigned, those whose requirements (job 0's, for
+ * expressions) none of them satisfies; with none, those no grid at all satisfies, and the
+ * missing assignment itself. Warnings, or -32602 naming the path under `strict`.
+ */
+async function runnability(
+  trx: Trx, plans: ReadonlyArray<{ index: number; name: string; requirements: Requirements }>, gridIds: readonly number[], strict: boolean,
+): Promise<SubmitWarning[]> {
+  const warnings: SubmitWarning[] = [];
+  if (gridIds.length === 0) {
+    const grids = Number(((await trx('grid').count({ n: '*' })) as Array<{ n: number | string }>)[0]?.n ?? 0);
+    warnings.push({
+      path: '/params/grids',
+      message: grids === 0
+        ? 'no grid exists: nothing runs until one is added (grid.add) and assigned (dataset.add_grid)'
+        : 'no grid is assigned: nothing runs until one is (dataset.add_grid, or firn submit --grid)',
+    });
+  }
+  for (const p of await unsatisfiableRequirements(trx, plans.map((x) => ({ index: x.index, name: x.name, requirements: x.requirements })), gridIds)) {
+    warnings.push({ path: p.path, message: p.message });
+  }
+  if (strict && warnings.length) throw new ValidationError('no grid can run this dataset (strict)', warnings);
+  return warnings;
 }
 
 function isDuplicate(e: unknown): boolean {
@@ -364,10 +409,21 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
 
   const result = await withTransaction(db, async (trx: Trx) => {
     const gridIds: number[] = [];
+    const gridNames: string[] = [];
     for (const [i, name] of (params.grids ?? []).entries()) {
       const g = (await trx('grid').select('id').where({ name }).first()) as { id: number } | undefined;
       if (!g) throw new ValidationError('invalid params', [{ path: `/params/grids/${i}`, message: `no grid named ${JSON.stringify(name)} (grid.list shows them)` }]);
       gridIds.push(Number(g.id));
+      gridNames.push(name);
+    }
+    if (params.grids === undefined) {
+      for (const name of options.defaultGrids ?? []) {
+        const g = (await trx('grid').select('id').where({ name }).first()) as { id: number } | undefined;
+        if (g && !gridIds.includes(Number(g.id))) {
+          gridIds.push(Number(g.id));
+          gridNames.push(name);
+        }
+      }
     }
     const t = now();
     const [inserted] = (await trx('dataset').insert({
@@ -379,7 +435,11 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
     const env: ExprEnv = { datasetId, jobsTotal, steering };
 
     // requirements that are expressions: evaluate for job 0 now, so an error is found before bulk work
-    for (const p of plans) if (!p.constant && jobsTotal > 0) resolveRequirements(p.spec, p.index, jobEvaluator(env, 0, undefined, p));
+    const firstJob = plans.map((p) => ({
+      index: p.index, name: p.name,
+      requirements: p.constant ?? (jobsTotal > 0 ? resolveRequirements(p.spec, p.index, jobEvaluator(env, 0, undefined, p)) : resolveRequirements({}, p.index, null)),
+    }));
+    const warnings = await runnability(trx, firstJob, gridIds, params.strict === true);
 
     await insertRows(trx, 'steering_parameter', ['dataset_id', 'name', 'type', 'value'],
       Object.entries(steering).map(([name, v]) => [datasetId, name, typeof v, String(v)]));
@@ -438,7 +498,7 @@ export async function submitDataset(db: Db, params: SubmitParams, options: Submi
       entity: 'dataset', entityId: datasetId, datasetId, action: 'submit', to: DatasetStatus.PROCESSING, actor,
       reason: `${jobsTotal} jobs × ${plans.length} tasks (${type})`,
     });
-    return { dataset_id: datasetId, jobs: jobsTotal, tasks: jobsTotal * plans.length };
+    return { dataset_id: datasetId, jobs: jobsTotal, tasks: jobsTotal * plans.length, grids: gridNames, warnings };
   });
   options.logger?.info('dataset submitted', { dataset: result.dataset_id, jobs: result.jobs, tasks: result.tasks, by: options.user.username });
   return result;
@@ -558,7 +618,9 @@ export function submitMethods(ctx: TrayContext): Methods {
     'dataset.submit': {
       handler: async (p: SubmitParams, rpc: RpcContext) => {
         const user = await caller(ctx, rpc, 'manager');
-        return submitDataset(ctx.db, p, { user, fetch: fetchOptionsOf(ctx), logger: ctx.logger, ...(ctx.tray.roots ? { roots: ctx.tray.roots } : {}) });
+        return submitDataset(ctx.db, p, {
+          user, fetch: fetchOptionsOf(ctx), logger: ctx.logger, defaultGrids: defaultGridsOf(ctx.tray), ...(ctx.tray.roots ? { roots: ctx.tray.roots } : {}),
+        });
       },
     },
     'dataset.add_jobs': {

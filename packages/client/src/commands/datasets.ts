@@ -13,6 +13,21 @@ interface DatasetInfo {
 interface StatusResult { status: string; tasks: Record<string, number>; jobs: Record<string, number> }
 interface ControlResult { dataset_id: number; job_index?: number; status: string; changed: number; waiting: number; idle: number }
 
+interface SubmitResult {
+  dataset_id: number; jobs: number; tasks: number;
+  /** Absent from a tray older than dataset.submit's warnings. */
+  grids?: string[]; warnings?: Array<{ path: string; message: string }>;
+}
+
+/** What `firn submit` prints: the dataset, the grids it got, and every warning (paths as in the file). */
+export function submitLines(r: SubmitResult): string[] {
+  const grids = r.grids === undefined ? '' : `; grids: ${r.grids.join(', ') || '(none)'}`;
+  return [
+    `submitted dataset ${r.dataset_id}: ${r.jobs} jobs, ${r.tasks} tasks${grids}`,
+    ...(r.warnings ?? []).map((w) => `warning: ${w.path.replace(/^\/params\/config(?=\/|$)/, '')}: ${w.message}`),
+  ];
+}
+
 const DATASET_STATUSES = ['PROCESSING', 'SUSPENDED', 'COMPLETE', 'ERRORS', 'OBSOLETE', 'DELETED'];
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -69,7 +84,8 @@ export function register(program: Command): void {
     .option('-p, --priority <p>', 'priority, higher first', parseIntArg('--priority', -1000000))
     .option('-d, --description <text>', 'description (default: the config\'s)')
     .addOption(new Option('--type <type>', 'dataset type (default: the config\'s)').choices(['simulation', 'offline']))
-    .action(async (file: string, opts: { jobs?: number; grid?: string[]; priority?: number; description?: string; type?: string }, cmd: Command) => {
+    .option('--strict', 'refuse the dataset when no grid can run one of its tasks (instead of warning)')
+    .action(async (file: string, opts: { jobs?: number; grid?: string[]; priority?: number; description?: string; type?: string; strict?: boolean }, cmd: Command) => {
       const config = readJsonFile(file);
       const params: Record<string, unknown> = { config };
       if (opts.jobs !== undefined) params.jobs = opts.jobs;
@@ -77,15 +93,17 @@ export function register(program: Command): void {
       if (opts.priority !== undefined) params.priority = opts.priority;
       if (opts.description !== undefined) params.description = opts.description;
       if (opts.type !== undefined) params.type = opts.type;
-      let r: { dataset_id: number; jobs: number; tasks: number };
+      if (opts.strict) params.strict = true;
+      let r: SubmitResult;
       try {
         r = await call(cmd, 'dataset.submit', params);
       } catch (e) {
         const lines = configIssueLines(e);
+        if (lines.length && e instanceof RpcError && e.message.includes('(strict)')) throw new CliError(`${file}: refused (--strict): no grid can run it`, ExitCode.ERROR, lines);
         if (lines.length) throw new CliError(`${file}: the dataset config is invalid`, ExitCode.ERROR, lines);
         throw e;
       }
-      output(cmd, r, () => `submitted dataset ${r.dataset_id}: ${r.jobs} jobs, ${r.tasks} tasks`);
+      output(cmd, r, () => submitLines(r).join('\n'));
     });
 
   program

@@ -64,7 +64,8 @@ function defaults(o: EmbeddedOptions): RawConfig {
   };
   return {
     db: { url: `sqlite://${path.join(data, 'firn.sqlite')}` },
-    tray: { host: '127.0.0.1', port: o.trayPort ?? 8580 },
+    // a dataset submitted without grids is assigned this machine's grid ([tray] default_grids)
+    tray: { host: '127.0.0.1', port: o.trayPort ?? 8580, default_grids: EMBEDDED_GRID },
     mon: { host: '127.0.0.1', port: o.monPort ?? 8581 },
     queue: {
       grid: EMBEDDED_GRID,

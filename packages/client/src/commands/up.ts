@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { createLogger } from '@firn/core';
+import { createLogger, installProcessGuards } from '@firn/core';
 import { startEmbedded } from '../embedded/suite';
 import { CliError, ExitCode } from '../exit-codes';
 
@@ -26,6 +26,8 @@ export function register(program: Command): void {
       }
       const dataDir = path.resolve(opts.data ?? 'firn-data');
       const logger = createLogger({ level: 'info', format: 'auto' }).scope({ daemon: 'up' });
+      // one process serves tray, mon, dh and the queue: a stray throw is logged, the suite keeps serving (as each daemon's CLI does)
+      installProcessGuards(logger);
       const suite = await startEmbedded({
         dataDir, configFile: opts.config, trayPort: opts.trayPort, monPort: opts.monPort, concurrency: opts.concurrency, logger,
         flagsWin: true,

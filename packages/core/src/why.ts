@@ -37,6 +37,7 @@ export const WhyCode = {
   BLACKHOLE: 'blackhole',
   MAX_QUEUED: 'max_queued',
   BACKOFF: 'backoff',
+  SUBMIT_FAILED: 'submit_failed',
   READY: 'ready',
   CLAIMED: 'claimed',
   BATCH_QUEUED: 'batch_queued',
@@ -288,7 +289,7 @@ interface TaskRow {
   status_changed_at: number | string; req_cpu: number; req_gpu: number; req_memory: number; req_disk: number; req_time: number; req_site: string | null;
   grid: string | null; batch_id: string | null; batch_reason: string | null; lease_until: number | string | null; next_retry_at: number | string | null;
   host: string | null; started_at: number | string | null; last_heartbeat_at: number | string | null; error_summary: string | null;
-  failures: number; evictions: number; dataset_status: string;
+  failures: number; evictions: number; submit_errors: number; dataset_status: string;
 }
 
 function requirementsOf(r: { req_cpu: unknown; req_gpu: unknown; req_memory: unknown; req_disk: unknown; req_time: unknown; req_site: string | null }): TaskRequirements {
@@ -308,7 +309,7 @@ export async function whyTask(db: DbOrTrx, taskId: number, opts: WhyOptions = {}
     .select(
       't.id', 't.dataset_id', 't.job_id', 'j.job_index', 't.task_rel_id', 't.task_index', 't.name', 't.status', 't.status_changed_at',
       't.req_cpu', 't.req_gpu', 't.req_memory', 't.req_disk', 't.req_time', 't.req_site', 'g.name as grid', 't.batch_id', 't.batch_reason',
-      't.lease_until', 't.next_retry_at', 't.host', 't.started_at', 't.last_heartbeat_at', 't.error_summary', 't.failures', 't.evictions',
+      't.lease_until', 't.next_retry_at', 't.host', 't.started_at', 't.last_heartbeat_at', 't.error_summary', 't.failures', 't.evictions', 't.submit_errors',
       'd.status as dataset_status',
     )
     .where('t.id', taskId)
@@ -356,6 +357,13 @@ export async function whyTask(db: DbOrTrx, taskId: number, opts: WhyOptions = {}
       reasons.push(...gridReasons(req, grids, Number(row.dataset_id), now, silentMs));
       const retry = at(row.next_retry_at);
       if (retry !== null && retry > now) reasons.push({ code: WhyCode.BACKOFF, message: `in retry backoff until ${iso(retry)} (after ${row.failures} failures, ${row.evictions} evictions)`, data: { next_retry_at: retry } });
+      if (num(row.submit_errors) > 0) {
+        reasons.push({
+          code: WhyCode.SUBMIT_FAILED,
+          message: `its batch submission failed ${num(row.submit_errors)} time(s), last: ${clipText(row.error_summary) || 'no message recorded'}`,
+          data: { submit_errors: num(row.submit_errors), error_summary: row.error_summary },
+        });
+      }
       if (reasons.length === 0) reasons.push(readyReason(req, grids, now, silentMs));
       break;
     }
@@ -400,7 +408,7 @@ export async function whyTask(db: DbOrTrx, taskId: number, opts: WhyOptions = {}
 
 interface GroupRow {
   status: TaskStatus; name: string; task_rel_id: number; req_cpu: number; req_gpu: number; req_memory: number; req_disk: number; req_time: number;
-  req_site: string | null; backoff: number | string; grid: string | null; batch_reason: string | null;
+  req_site: string | null; backoff: number | string; submit_failed: number | string; grid: string | null; batch_reason: string | null;
   n: number | string; retry_max: number | string | null; since: number | string | null;
 }
 
@@ -408,15 +416,16 @@ interface GroupRow {
 async function taskGroups(db: DbOrTrx, datasetId: number, jobId: number | null, now: number): Promise<GroupRow[]> {
   const backoff = db.raw('CASE WHEN t.status = ? AND t.next_retry_at > ? THEN 1 ELSE 0 END', [TaskStatus.WAITING, now]);
   const batchReason = db.raw('CASE WHEN t.status = ? THEN t.batch_reason ELSE NULL END', [TaskStatus.QUEUED]);
+  const submitFailed = db.raw('CASE WHEN t.status = ? AND t.submit_errors > 0 THEN 1 ELSE 0 END', [TaskStatus.WAITING]);
   const q = db('task as t')
     .leftJoin('grid as g', 'g.id', 't.grid_id')
     .select('t.status', 't.name', 't.task_rel_id', 't.req_cpu', 't.req_gpu', 't.req_memory', 't.req_disk', 't.req_time', 't.req_site', 'g.name as grid')
-    .select(db.raw('? AS backoff', [backoff]), db.raw('? AS batch_reason', [batchReason]))
+    .select(db.raw('? AS backoff', [backoff]), db.raw('? AS batch_reason', [batchReason]), db.raw('? AS submit_failed', [submitFailed]))
     .count({ n: '*' })
     .max({ retry_max: 't.next_retry_at' })
     .min({ since: 't.status_changed_at' })
     .where('t.dataset_id', datasetId)
-    .groupBy('t.status', 't.name', 't.task_rel_id', 't.req_cpu', 't.req_gpu', 't.req_memory', 't.req_disk', 't.req_time', 't.req_site', 'g.name', backoff, batchReason)
+    .groupBy('t.status', 't.name', 't.task_rel_id', 't.req_cpu', 't.req_gpu', 't.req_memory', 't.req_disk', 't.req_time', 't.req_site', 'g.name', backoff, batchReason, submitFailed)
     .limit(WHY_GROUPS_MAX + 1);
   if (jobId !== null) q.andWhere('t.job_id', jobId);
   return (await q) as GroupRow[];
@@ -485,6 +494,7 @@ export async function whyTasks(db: DbOrTrx, datasetId: number, jobIndex: number 
           : gridReasons(req, grids, datasetId, now, silentMs)[0];
         if (first) add(g.status, n, first);
         else if (num(g.backoff) === 1) add(g.status, n, { code: WhyCode.BACKOFF, message: 'in retry backoff', data: {} }, { until: numOrNull(g.retry_max) });
+        else if (num(g.submit_failed) === 1) add(g.status, n, { code: WhyCode.SUBMIT_FAILED, message: 'their batch submission failed (firn why tTASK shows the message)', data: {} });
         else add(g.status, n, readyReason(req, grids, now, silentMs));
         break;
       }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  ConfigError, NotFoundError, RpcError, RpcErrorCode, ValidationError, coerceError, getDataset, getDatasetOwner, nullLogger, serverUrl,
+  ConfigError, NotFoundError, RpcError, RpcErrorCode, ValidationError, coerceError, getDataset, getDatasetOwner, nullLogger, serverUrl, whyTasks,
   type Db, type FirnConfig, type Logger, type MonSection,
 } from '@firn/core';
 import { loadAssets, type Asset } from './assets';
@@ -226,13 +226,14 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
       const range = q.isSeriesRange(rangeParam) ? rangeParam : q.DEFAULT_SERIES_RANGE;
       // independent queries: on a server database they run side by side on the pool
       const dataset = await getDataset(db, id); // first: an unknown dataset is a 404 before any scan starts
-      const [c, errors, stats, actions] = await Promise.all([
+      const [c, errors, stats, actions, why] = await Promise.all([
         counts(id), cache.get(`dataset:${id}:errors`, () => q.errorGroups(db, id)), q.statsTable(db, id), q.datasetActions(db, id),
+        cache.get(`dataset:${id}:why`, () => whyTasks(db, id, null)),
       ]);
       const view: q.DatasetView = { dataset, counts: c, errors, stats, actions };
       const jobStatus = qs(req, 'job_status');
       const jobs = await q.jobsPage(db, id, { status: jobStatus, page: q.pageNumber(qs(req, 'jobs_page')), jobCounts: c.jobs });
-      return sendPage(reply, pages.datasetPage(await viewContext(req, reply), view, jobs, { jobStatus, range }));
+      return sendPage(reply, pages.datasetPage(await viewContext(req, reply), view, jobs, { jobStatus, range, why }));
     });
 
     web.get('/datasets/:id/jobs/:index', async (req, reply) => {
@@ -241,7 +242,7 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
       const index = idParam(p.index, 'job');
       const owner = (await getDataset(db, id)).owner;
       const v = await q.jobView(db, id, index);
-      return sendPage(reply, pages.jobPage(await viewContext(req, reply), v, owner));
+      return sendPage(reply, pages.jobPage(await viewContext(req, reply), v, owner, await q.jobWhy(db, id, index, v)));
     });
 
     web.get('/datasets/:id/jobs/:index/tasks/:task/logs/:name', async (req, reply) => {

@@ -1,8 +1,9 @@
-import { TASK_STATUSES } from '@firn/core';
+import { TASK_STATUSES, type GroupWhy } from '@firn/core';
 import { html, jsonForScript, queryString, seg, type SafeHtml } from '../html';
 import { DEFAULT_SERIES_RANGE, JOB_STATUSES, SERIES_RANGES, type DatasetView, type JobListRow, type Page, type SeriesRange } from '../queries';
 import { badge, fmtAge, fmtInt, fmtNum, fmtTime } from './format';
 import { csrfField, facts, layout, pager, type ViewContext } from './layout';
+import { whyPanel } from './why';
 
 /** May the signed-in user act on this dataset (the tray decides in the end)? */
 export function mayControl(ctx: ViewContext, owner: string | null): boolean {
@@ -89,7 +90,7 @@ ${jobs.rows.map((j) => html`<tr><td class="num"><a href="/datasets/${id}/jobs/${
 ${pager(jobs, `/datasets/${id}`, { job_status: jobStatus, range: range === DEFAULT_SERIES_RANGE ? undefined : range }, 'jobs_page')}`;
 }
 
-export function datasetPage(ctx: ViewContext, v: DatasetView, jobs: Page<JobListRow>, opts: { jobStatus?: string; range: SeriesRange }): SafeHtml {
+export function datasetPage(ctx: ViewContext, v: DatasetView, jobs: Page<JobListRow>, opts: { jobStatus?: string; range: SeriesRange; why?: GroupWhy }): SafeHtml {
   const d = v.dataset;
   const seriesUrl = `/api/datasets/${d.id}/series${queryString({ range: opts.range })}`;
   const rangeLinks = (Object.keys(SERIES_RANGES) as SeriesRange[]).map((r) =>
@@ -113,6 +114,7 @@ ${controls(ctx, v)}
 </div>
 <div class="count-tables">${countsTable(v)}</div>
 </div>
+${opts.why ? whyPanel(opts.why) : ''}
 
 <h2>Over time</h2>
 <p class="filters">Window: ${rangeLinks.map((l, i) => html`${i ? ' · ' : ''}${l}`)}</p>

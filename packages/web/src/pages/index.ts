@@ -6,3 +6,4 @@ export * from './dataset';
 export * from './job';
 export * from './offline';
 export * from './login';
+export * from './why';

@@ -3,6 +3,14 @@ import type { JobTaskView, JobView } from '../queries';
 import { badge, fmtBytes, fmtInt, fmtNum, fmtTime } from './format';
 import { csrfField, facts, layout, type ViewContext } from './layout';
 import { mayControl } from './dataset';
+import { taskWhy, whyPanel } from './why';
+import type { GroupWhy, TaskWhy } from '@firn/core';
+
+/** The job page's why: counted for the job, and per task (tasks not OK). */
+export interface JobWhy {
+  job: GroupWhy;
+  tasks: ReadonlyMap<number, TaskWhy>;
+}
 
 function resources(t: JobTaskView): SafeHtml {
   const r = t.requirements;
@@ -18,13 +26,14 @@ function resources(t: JobTaskView): SafeHtml {
 <div class="resources">used: ${used.length ? used.join(', ') : html`<span class="muted">nothing reported</span>`}</div>`;
 }
 
-function taskSection(ctx: ViewContext, v: JobView, t: JobTaskView): SafeHtml {
+function taskSection(ctx: ViewContext, v: JobView, t: JobTaskView, why?: TaskWhy): SafeHtml {
   const base = `/datasets/${v.job.dataset_id}/jobs/${v.job.job_index}`;
   return html`<section class="task" id="task-${t.task_index}" data-task="${t.name}">
 <h3>Task ${t.task_index}: ${t.name} ${badge(t.status)}</h3>
 ${facts([
     ['Task id', String(t.id)],
     ['Status since', fmtTime(t.status_changed_at)],
+    ...(why && why.reason.code !== 'ok' ? [['Why', taskWhy(why)] as [string, SafeHtml]] : []),
     ['Grid', t.grid ? html`<a href="/grids/${seg(t.grid)}">${t.grid}</a>` : html`<span class="muted">—</span>`],
     ['Batch id', t.batch_id ?? ''],
     ['Host', html`<span class="host">${t.host ?? ''}</span>`],
@@ -50,7 +59,7 @@ ${t.logs.length
 </section>`;
 }
 
-export function jobPage(ctx: ViewContext, v: JobView, owner: string | null): SafeHtml {
+export function jobPage(ctx: ViewContext, v: JobView, owner: string | null, why?: JobWhy): SafeHtml {
   const j = v.job;
   const canReset = mayControl(ctx, owner);
   const body = html`
@@ -64,12 +73,13 @@ ${facts([
 ${canReset
     ? html`<form method="post" action="/datasets/${j.dataset_id}/jobs/${j.job_index}/reset" class="inline controls" data-confirm="Reset the FAILED, ERROR and SUSPENDED tasks of job ${j.job_index}?">${csrfField(ctx)}<button type="submit" id="btn-job-reset">Reset job</button></form>`
     : ''}
+${why ? whyPanel(why.job) : ''}
 <h2>Tasks</h2>
 <table class="list" id="tasks">
 <thead><tr><th class="num">#</th><th>Name</th><th>Status</th><th>Host</th><th>Grid</th><th class="num">CPU s</th><th class="num">Wall s</th><th class="num">RSS MB</th><th class="num">Failures</th></tr></thead>
 <tbody>${v.tasks.map((t) => html`<tr data-task="${t.name}"><td class="num"><a href="#task-${t.task_index}">${t.task_index}</a></td><td>${t.name}</td><td>${badge(t.status)}</td><td>${t.host ?? ''}</td><td>${t.grid ?? ''}</td><td class="num">${fmtNum(t.usage.cpu_seconds)}</td><td class="num">${fmtNum(t.usage.wall_seconds)}</td><td class="num">${fmtNum(t.usage.rss_mb)}</td><td class="num">${t.failures}</td></tr>`)}</tbody>
 </table>
-${v.tasks.map((t) => taskSection(ctx, v, t))}
+${v.tasks.map((t) => taskSection(ctx, v, t, why?.tasks.get(t.id)))}
 <h2>Files</h2>
 <table class="list" id="files">
 <thead><tr><th>Kind</th><th>Name</th><th>URL</th><th>Type</th><th class="num">Size</th><th>md5</th><th>sha256</th><th>State</th></tr></thead>

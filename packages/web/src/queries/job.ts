@@ -1,4 +1,4 @@
-import { getJob, type DbOrTrx, type JobDetail, type TaskInfo } from '@firn/core';
+import { getJob, whyTask, whyTasks, type DbOrTrx, type GroupWhy, type JobDetail, type TaskInfo, type TaskWhy } from '@firn/core';
 import { HISTORY_COLUMNS, historyEntry, type HistoryEntry } from './dataset';
 import { num, numOrNull } from './common';
 
@@ -92,4 +92,15 @@ export async function taskLog(db: DbOrTrx, datasetId: number, jobIndex: number, 
     .where({ 'j.dataset_id': datasetId, 'j.job_index': jobIndex, 'l.task_id': taskId, 'l.name': name })
     .first()) as { data: string | null } | undefined;
   return row ? (row.data ?? '') : null;
+}
+
+/** Most tasks of one job the job page explains one by one (the others are in the job's counts). */
+export const JOB_WHY_TASKS = 50;
+
+/** The job page's "why": the job's counted reasons, and each task's (but OK ones), the first JOB_WHY_TASKS. */
+export async function jobWhy(db: DbOrTrx, datasetId: number, jobIndex: number, v: { tasks: ReadonlyArray<{ id: number; status: string }> }): Promise<{ job: GroupWhy; tasks: Map<number, TaskWhy> }> {
+  const job = await whyTasks(db, datasetId, jobIndex);
+  const tasks = new Map<number, TaskWhy>();
+  for (const t of v.tasks.filter((x) => x.status !== 'OK').slice(0, JOB_WHY_TASKS)) tasks.set(t.id, await whyTask(db, t.id));
+  return { job, tasks };
 }

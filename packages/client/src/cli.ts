@@ -7,6 +7,7 @@ import * as runCommand from './commands/run';
 import * as siteCommand from './commands/site';
 import { attachContext, type CliContext, type CliIo } from './context';
 import { CliError, EXIT_CODES_HELP, exitCodeOf } from './exit-codes';
+import { jsonError } from './output';
 import { LineReader, readHidden } from './prompt';
 
 /**
@@ -47,6 +48,13 @@ function hint(e: unknown): string | null {
   return null;
 }
 
+/** Was --json given (parsed, or on a command line commander refused before parsing it)? */
+function wantsJson(program: Command, argv: readonly string[]): boolean {
+  if ((program.opts() as { json?: boolean }).json) return true;
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 /** Run one command line (without the leading `firn`) in a fresh program; print errors; return the exit code. */
 export async function runArgv(argv: string[], ctx: CliContext): Promise<number> {
   const program = buildProgram(ctx);
@@ -56,6 +64,8 @@ export async function runArgv(argv: string[], ctx: CliContext): Promise<number> 
     return ctx.exitCode ?? 0;
   } catch (e) {
     const code = exitCodeOf(e);
+    // --json: the error as JSON on stdout too, for scripts (stderr keeps the message for people)
+    if (code !== 0 && wantsJson(program, argv)) ctx.io.stdout.write(jsonError(e, code, e instanceof CliError ? e.details : []));
     if (e instanceof Error && e.name === 'CommanderError') {
       // commander already printed the message (or the help)
       return (e as { code?: string; exitCode?: number }).code === 'commander.help' && (e as { exitCode?: number }).exitCode === 0 ? 0 : code;

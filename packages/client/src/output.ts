@@ -1,3 +1,5 @@
+import { RpcError, RpcTransportError, coerceError } from '@firn/core';
+
 /** Plain-text rendering for people: aligned tables and progress bars (no colours, no dependencies). */
 
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
@@ -32,4 +34,27 @@ export function time(ms: number | null | undefined): string {
 export function num(x: number): string {
   if (!Number.isFinite(x)) return String(x);
   return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(6)));
+}
+
+/** Machine-readable name of an exit code, for `--json` errors the CLI raises itself. */
+const EXIT_NAMES: Record<number, string> = { 1: 'error', 2: 'usage', 3: 'auth', 4: 'not_found', 5: 'conflict' };
+
+/**
+ * A failed command under `--json`: `{"error": {"code", "message", "data"?}}` on stdout (with the
+ * same non-zero exit code as without --json). `code` is the server's JSON-RPC error code for
+ * errors it answered (-32602, -32004 …), else a word for the CLI's own (`usage`, `not_found`,
+ * `auth`, `conflict`, `error`; `unreachable` when the server could not be reached).
+ */
+export function jsonError(e: unknown, exitCode: number, details: readonly string[] = []): string {
+  const err = coerceError(e);
+  let code: number | string = EXIT_NAMES[exitCode] ?? 'error';
+  let data: unknown = details.length ? { details: details.map((d) => d.trim()) } : undefined;
+  if (e instanceof RpcTransportError) code = 'unreachable';
+  else if (e instanceof RpcError) {
+    code = e.code;
+    if (e.data !== undefined) data = e.data;
+  } else if (e instanceof Error && (e as { data?: unknown }).data !== undefined) {
+    data = (e as { data?: unknown }).data; // a CliError carrying structured detail (validate's issues)
+  }
+  return JSON.stringify({ error: { code, message: err.message, ...(data !== undefined ? { data } : {}) } }) + '\n';
 }

@@ -16,6 +16,7 @@ export * from './host-key-policy';
 export * from './rpc-server';
 export * from './http-server';
 export * from './metrics-server';
+export * from './dir-lock';
 export * from './names';
 export * from './hsts';
 export * from './rpc-client';

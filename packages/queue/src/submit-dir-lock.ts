@@ -12,87 +12,18 @@
  * start and the message says whose it is (remove the file once that daemon is known to be gone).
  * Node has no flock(2), hence a file plus a liveness check; a lock taken over in the same
  * moment by two starting daemons is settled by reading the file back (whoever's line is there).
+ * The holder line and the liveness check live in core's dir-lock.ts.
  */
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { FirnError, type Executor } from '@firn/core';
+import { DirLockedError, describeHolder as describe, holderGone, parseLockHolder, selfHolder, type Executor, type LockHolder } from '@firn/core';
+
+// the holder line, its parsing and the liveness check are core's (dir-lock.ts), shared with firn up's data-directory lock
+export { holderGone, parseLockHolder, selfHolder, type LockHolder };
 
 export const LOCK_FILE = '.firn-queue.lock';
 
-export interface LockHolder {
-  pid: number;
-  /** /proc/<pid>/stat start time (clock ticks since boot); '-' where unknown. */
-  start: string;
-  /** Linux boot id; '-' where unknown. */
-  boot: string;
-  host: string;
-  /** ISO time the lock was taken. */
-  since: string;
-}
-
 /** Another live daemon holds the submit directory. */
-export class SubmitDirLockedError extends FirnError {
-  constructor(
-    message: string,
-    readonly holder: LockHolder | null,
-  ) {
-    super(message);
-  }
-}
-
-function procStartOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function bootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || '-';
-  } catch {
-    return '-';
-  }
-}
-
-/** This process as a lock holder. */
-export function selfHolder(now = new Date()): LockHolder {
-  return { pid: process.pid, start: procStartOf(process.pid) ?? '-', boot: bootId(), host: os.hostname(), since: now.toISOString() };
-}
-
-/** A lock file's holder (pure); null when the text is not a holder line. */
-export function parseLockHolder(text: string): LockHolder | null {
-  try {
-    const o = JSON.parse(text.trim()) as Partial<LockHolder>;
-    if (!Number.isInteger(o.pid) || (o.pid as number) <= 0 || typeof o.host !== 'string') return null;
-    return { pid: o.pid as number, start: String(o.start ?? '-'), boot: String(o.boot ?? '-'), host: o.host, since: String(o.since ?? '') };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Is the holder certainly gone? Only decidable for a holder of this host: its pid is not running,
- * or runs another process (start time), or it ran before the last boot.
- */
-export function holderGone(h: LockHolder, self: LockHolder = selfHolder()): boolean {
-  if (h.host !== self.host) return false;
-  if (h.boot !== '-' && self.boot !== '-' && h.boot !== self.boot) return true;
-  if (h.pid === self.pid && h.start === self.start) return false;
-  try {
-    process.kill(h.pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  const start = procStartOf(h.pid);
-  if (start === null) return process.platform === 'linux';
-  return h.start !== '-' && start !== h.start;
-}
-
-const describe = (h: LockHolder | null) => (h ? `pid ${h.pid} on ${h.host} (since ${h.since})` : 'an unreadable lock file');
+export class SubmitDirLockedError extends DirLockedError {}
 
 export class SubmitDirLock {
   private held = false;

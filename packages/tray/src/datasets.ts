@@ -1,10 +1,10 @@
 import {
-  ConflictError, DatasetStatus, ForbiddenError, NotFoundError, TaskStatus, actorOf, datasetStats, datasetStatus, getDataset,
-  getDatasetConfig, hasRole, listDatasets, now, recordHistory, withTransaction,
-  type AuthUser, type RpcContext, type Trx,
+  ConflictError, DatasetStatus, ForbiddenError, NotFoundError, RulePatternError, TaskStatus, ValidationError, actorOf, compileRulePattern,
+  datasetStats, datasetStatus, getDataset, getDatasetConfig, hasRole, listDatasets, now, recordHistory, withTransaction,
+  type AuthUser, type RpcContext, type RuleMatcher, type Trx,
 } from '@firn/core';
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
-import { RESET_COUNTERS, resetTasks, suspendTasks, type ControlOutcome } from './control';
+import { RESET_COUNTERS, resetSelected, resetTasks, suspendTasks, type ControlOutcome, type RequirementChanges } from './control';
 
 /**
  * Datasets that people have retired take no changes (-32009 naming the status): a DELETED one
@@ -55,27 +55,67 @@ export async function suspendDataset(ctx: TrayContext, user: AuthUser, datasetId
 }
 
 /** dataset.resume / dataset.reset */
+export interface DatasetResetOptions {
+  includeOk?: boolean;
+  reason?: string;
+  /** Reset only tasks in these statuses (dataset.reset `status`; OK needs includeOk). */
+  status?: TaskStatus[];
+  /** Reset only tasks whose error summary matches this RE2 pattern (dataset.reset `match`). */
+  match?: string;
+  /** New requirements for the reset tasks: absolute or "xF" multipliers (dataset.reset `requirements`). */
+  requirements?: RequirementChanges;
+}
+
+/**
+ * dataset.resume / dataset.reset. A call that changes no task leaves the dataset's status as it
+ * was (`unchanged: true`): resuming a COMPLETE dataset does not make it PROCESSING. Only a
+ * SUSPENDED dataset (resume) or an OBSOLETE one (an admin's reset) changes status regardless.
+ */
 export async function resetDataset(
-  ctx: TrayContext, user: AuthUser, datasetId: number, mode: 'resume' | 'reset', options: { includeOk?: boolean; reason?: string } = {},
-): Promise<ControlResult> {
+  ctx: TrayContext, user: AuthUser, datasetId: number, mode: 'resume' | 'reset', options: DatasetResetOptions = {},
+): Promise<ControlResult & { unchanged?: true }> {
   const actor = actorOf(user);
   const isAdmin = hasRole(user.role, 'admin');
   if (options.includeOk && !isAdmin) {
     throw new ForbiddenError('resetting OK tasks (include_ok) needs role admin');
   }
+  if (options.status?.includes(TaskStatus.OK) && !options.includeOk) {
+    throw new ValidationError('invalid params', [{ path: '/params/status', message: 'OK tasks are reset only with include_ok (admin)' }]);
+  }
+  let matcher: RuleMatcher | undefined;
+  if (options.match !== undefined) {
+    try {
+      matcher = compileRulePattern(options.match);
+    } catch (e) {
+      if (e instanceof RulePatternError) throw new ValidationError('invalid params', [{ path: '/params/match', message: `pattern ${e.message}` }]);
+      throw e;
+    }
+  }
+  const selective = Boolean(options.status || matcher || options.requirements);
   return withTransaction(ctx.db, async (trx) => {
     const ds = await controllableDataset(trx, user, datasetId);
     assertLive(ds, { action: mode, user });
     const from: TaskStatus[] =
       mode === 'resume'
         ? [TaskStatus.SUSPENDED]
-        : [TaskStatus.FAILED, TaskStatus.ERROR, TaskStatus.SUSPENDED, ...(options.includeOk ? [TaskStatus.OK] : [])];
+        : options.status ?? [TaskStatus.FAILED, TaskStatus.ERROR, TaskStatus.SUSPENDED, ...(options.includeOk ? [TaskStatus.OK] : [])];
     // re-running OK tasks re-runs what follows them: hold everything first (WAITING tasks downstream would not wait otherwise)
-    if (options.includeOk) await suspendTasks(trx, { datasetId }, actor, options.reason ?? null);
-    const outcome = await resetTasks(trx, { datasetId }, from, {
-      actor, reason: options.reason ?? null, isAdmin, set: mode === 'reset' ? RESET_COUNTERS : undefined,
-    });
-    await setDatasetStatus(trx, datasetId, ds.status, DatasetStatus.PROCESSING, mode, actor, why(outcome, mode === 'resume' ? 'resumed' : 'reset', options.reason));
+    if (options.includeOk && from.includes(TaskStatus.OK)) await suspendTasks(trx, { datasetId }, actor, options.reason ?? null);
+    const resetOptions = { actor, reason: options.reason ?? null, isAdmin, set: mode === 'reset' ? RESET_COUNTERS : undefined };
+    const outcome = mode === 'reset' && selective
+      ? await resetSelected(trx, { datasetId }, from, resetOptions, { ...(matcher ? { match: matcher } : {}), ...(options.requirements ? { requirements: options.requirements } : {}) })
+      : await resetTasks(trx, { datasetId }, from, resetOptions);
+    const revives = ds.status === DatasetStatus.SUSPENDED || ds.status === DatasetStatus.OBSOLETE;
+    if (outcome.changed === 0 && !revives && !(options.includeOk && from.includes(TaskStatus.OK))) {
+      ctx.logger.info(`dataset ${mode}: nothing to do`, { dataset: datasetId, status: ds.status, by: user.username });
+      return { dataset_id: datasetId, status: ds.status, ...outcome, unchanged: true };
+    }
+    const what = [
+      options.status ? `status ${options.status.join(',')}` : '', options.match !== undefined ? `error matching /${options.match}/` : '',
+      options.requirements ? `requirements ${JSON.stringify(options.requirements)}` : '',
+    ].filter(Boolean).join(', ');
+    const reason = [what, options.reason].filter(Boolean).join(': ') || undefined;
+    await setDatasetStatus(trx, datasetId, ds.status, DatasetStatus.PROCESSING, mode, actor, why(outcome, mode === 'resume' ? 'resumed' : 'reset', reason));
     ctx.logger.info(`dataset ${mode}`, { dataset: datasetId, tasks: outcome.changed, by: user.username });
     return { dataset_id: datasetId, status: DatasetStatus.PROCESSING, ...outcome };
   });
@@ -137,8 +177,10 @@ export function datasetMethods(ctx: TrayContext): Methods {
         resetDataset(ctx, await caller(ctx, rpc, 'manager'), p.dataset_id, 'resume', { reason: p.reason }),
     },
     'dataset.reset': {
-      handler: async (p: { dataset_id: number; include_ok?: boolean; reason?: string }, rpc: RpcContext) =>
-        resetDataset(ctx, await caller(ctx, rpc, 'manager'), p.dataset_id, 'reset', { includeOk: p.include_ok, reason: p.reason }),
+      handler: async (p: { dataset_id: number; include_ok?: boolean; reason?: string; status?: TaskStatus[]; match?: string; requirements?: RequirementChanges }, rpc: RpcContext) =>
+        resetDataset(ctx, await caller(ctx, rpc, 'manager'), p.dataset_id, 'reset', {
+          includeOk: p.include_ok, reason: p.reason, status: p.status, match: p.match, requirements: p.requirements,
+        }),
     },
     'dataset.set_priority': {
       handler: async (p: { dataset_id: number; priority: number; reason?: string }, rpc: RpcContext) => {

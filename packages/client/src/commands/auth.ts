@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { RpcClient } from '@firn/core';
+import { RpcClient, RpcError, RpcErrorCode } from '@firn/core';
 import { DEFAULT_URL, call, connection, contextOf, globals, output, print, rpcClient } from '../context';
 import { CliError, ExitCode } from '../exit-codes';
 import { loadSettings, saveSettings } from '../settings';
@@ -25,6 +25,10 @@ export function register(program: Command): void {
       let res: { token: string; expires: string; username: string; role: string };
       try {
         res = await client.call('auth.login', { username, password });
+      } catch (e) {
+        // the generic "run firn login" hint makes no sense for the login itself
+        if (e instanceof RpcError && e.code === RpcErrorCode.UNAUTHENTICATED) throw new CliError('wrong user name or password', ExitCode.AUTH);
+        throw e;
       } finally {
         client.close();
       }

@@ -34,11 +34,32 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+function paramIssues(e: unknown): Array<{ path: string; message: string }> {
+  if (!(e instanceof RpcError) || e.code !== RpcErrorCode.INVALID_PARAMS) return [];
+  return (e.data as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues ?? [];
+}
+
 /** Config issues come back under /params/config: show them as paths in the file. */
 export function configIssueLines(e: unknown): string[] {
-  if (!(e instanceof RpcError) || e.code !== RpcErrorCode.INVALID_PARAMS) return [];
-  const issues = (e.data as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues ?? [];
-  return issues.map((i) => `  ${i.path.replace(/^\/params\/config(?=\/|$)/, '') || '/'}: ${i.message}`);
+  return paramIssues(e).map((i) => `  ${i.path.replace(/^\/params\/config(?=\/|$)/, '') || '/'}: ${i.message}`);
+}
+
+/** `--grid NAME` values the server does not know (issues at /params/grids/N), or []. */
+function unknownGrids(e: unknown, grids: readonly string[]): string[] {
+  return paramIssues(e).flatMap((i) => {
+    const m = /^\/params\/grids\/(\d+)$/.exec(i.path);
+    const name = m ? grids[Number(m[1])] : undefined;
+    return name === undefined ? [] : [name];
+  });
+}
+
+/** The grids there are, for a message (empty when they cannot be listed). */
+async function gridNamesFor(cmd: Command): Promise<string[]> {
+  try {
+    return (await call<{ grids: Array<{ name: string }> }>(cmd, 'grid.list')).grids.map((g) => g.name);
+  } catch {
+    return [];
+  }
 }
 
 /** The black-holed nodes of the grids a dataset may run on (none from a tray without grid.holes). */
@@ -51,28 +72,67 @@ async function holesOf(cmd: Command, id: number): Promise<BlackHole[]> {
   }
 }
 
+/** `--name stderr` matches `stderr` and any `….stderr` (logs are named `<tray>.<module>.<stream>`). */
+export function logNameMatches(name: string, wanted: string): boolean {
+  return name === wanted || name.endsWith(`.${wanted}`);
+}
+
 export function renderStatus(id: number, s: StatusResult): string {
   return `dataset ${id}: ${s.status}\n${countBars('tasks', s.tasks)}${countBars('jobs', s.jobs)}`;
 }
 
-function controlLine(verb: string, r: ControlResult): string {
+function controlLine(verb: string, r: ControlResult & { unchanged?: boolean }): string {
   const where = r.job_index === undefined ? `dataset ${r.dataset_id}` : `job ${r.dataset_id}.${r.job_index}`;
+  // nothing to do: the server left the status alone (resume of a COMPLETE dataset)
+  if (r.unchanged) return `${where} is already ${r.status}: nothing ${verb} (no change)`;
   const settled = r.waiting + r.idle > 0 ? ` (${r.waiting} waiting, ${r.idle} idle)` : '';
   return `${where} ${verb}: ${r.changed} tasks${settled}; now ${r.status}`;
 }
 
+/** A requirement flag: an integer ≥ min, or (dataset-wide resets) a multiplier `xF` of each task's own value. */
+function parseRequirement(name: string, min: number): (v: string) => number | string {
+  const int = parseIntArg(name, min);
+  return (v: string) => {
+    const t = v.trim();
+    if (/^x(?:\d{1,2}(?:\.\d{1,3})?)$/.test(t)) {
+      if (Number(t.slice(1)) <= 0) throw new CliError(`${name} multiplier must be more than 0, got ${JSON.stringify(v)}`, ExitCode.USAGE);
+      return t;
+    }
+    if (t.startsWith('x')) throw new CliError(`${name} multiplier must be x followed by a number with at most 3 decimals below 100 (x1.5), got ${JSON.stringify(v)}`, ExitCode.USAGE);
+    return int(v);
+  };
+}
+
 function requirementOptions(cmd: Command): Command {
   return cmd
-    .option('--cpu <n>', 'new CPU cores for the reset tasks', parseIntArg('--cpu', 1))
-    .option('--gpu <n>', 'new GPUs', parseIntArg('--gpu', 0))
-    .option('--memory <mb>', 'new memory, MB', parseIntArg('--memory', 1))
-    .option('--disk <mb>', 'new disk, MB', parseIntArg('--disk', 1))
-    .option('--time <min>', 'new wall time, minutes', parseIntArg('--time', 1))
+    .option('--cpu <n>', 'new CPU cores for the reset tasks (dataset-wide also xF: F times each task\'s own)', parseRequirement('--cpu', 1))
+    .option('--gpu <n>', 'new GPUs', parseRequirement('--gpu', 0))
+    .option('--memory <mb>', 'new memory, MB, or xF (e.g. x1.5)', parseRequirement('--memory', 1))
+    .option('--disk <mb>', 'new disk, MB, or xF', parseRequirement('--disk', 1))
+    .option('--time <min>', 'new wall time, minutes, or xF', parseRequirement('--time', 1))
     .option('--site <name>', 'run only at this site');
 }
 
-const sleep = (ms: number, interrupted?: Promise<void>) =>
-  Promise.race([new Promise<void>((r) => setTimeout(r, ms).unref()), interrupted ?? new Promise<void>(() => undefined)]);
+const RESETTABLE = ['FAILED', 'ERROR', 'SUSPENDED', 'EVICTED', 'OK'];
+
+/**
+ * Wait `ms` or until interrupted. The timer is a real (ref'd) one: it is what keeps the process
+ * alive between two frames of `status --watch` (an unref'd timer let node exit, rc 0, after the
+ * first frame); an interrupt clears it.
+ */
+async function sleep(ms: number, interrupted?: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), interrupted ?? new Promise<void>(() => undefined)]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `status --watch`'s exit code once the dataset stops processing: 0 only when it is COMPLETE. */
+export function watchExitCode(status: string): ExitCode {
+  return status === 'COMPLETE' ? ExitCode.OK : ExitCode.ERROR;
+}
 
 export function register(program: Command): void {
   program
@@ -98,6 +158,15 @@ export function register(program: Command): void {
       try {
         r = await call(cmd, 'dataset.submit', params);
       } catch (e) {
+        // a misspelt --grid is the flag's fault, not the file's
+        const missing = unknownGrids(e, opts.grid ?? []);
+        if (missing.length) {
+          const known = await gridNamesFor(cmd);
+          throw new CliError(
+            missing.map((g) => `--grid ${g}: no grid named ${JSON.stringify(g)}`).join('; ') + `; grids: ${known.length ? known.join(', ') : '(none)'}`,
+            ExitCode.NOT_FOUND,
+          );
+        }
         const lines = configIssueLines(e);
         if (lines.length && e instanceof RpcError && e.message.includes('(strict)')) throw new CliError(`${file}: refused (--strict): no grid can run it`, ExitCode.ERROR, lines);
         if (lines.length) throw new CliError(`${file}: the dataset config is invalid`, ExitCode.ERROR, lines);
@@ -126,7 +195,7 @@ export function register(program: Command): void {
     .command('status')
     .description('task and job counts per state, with progress bars')
     .argument('<dataset>', 'dataset id', datasetId)
-    .option('-w, --watch', 'refresh until the dataset stops processing (Ctrl-C to stop)')
+    .option('-w, --watch', 'refresh until the dataset stops processing (Ctrl-C to stop); exits 0 when it is COMPLETE, 1 when ERRORS, SUSPENDED, OBSOLETE or DELETED')
     .option('--interval <seconds>', 'refresh interval with --watch', parseIntArg('--interval', 1), 5)
     .action(async (id: number, opts: { watch?: boolean; interval: number }, cmd: Command) => {
       const ctx = contextOf(cmd);
@@ -151,7 +220,11 @@ export function register(program: Command): void {
           lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
           previous = text;
         }
-        if (s.status !== 'PROCESSING' || stop) return;
+        if (stop) return;
+        if (s.status !== 'PROCESSING') {
+          ctx.exitCode = watchExitCode(s.status);
+          return;
+        }
         await sleep(opts.interval * 1000, ctx.interrupted);
         if (stop) return;
       }
@@ -197,6 +270,12 @@ export function register(program: Command): void {
       .option('-r, --reason <text>', 'why (kept in history)');
     if (name === 'reset') {
       c.option('--include-ok', 'also reset OK tasks (admin only)');
+      c.option('--failed', 'only FAILED tasks (same as --status FAILED)');
+      c.option('--status <status>', `only tasks in this status: ${RESETTABLE.join(', ')} (repeat for several; dataset-wide)`, (v: string, previous: string[] = []) => {
+        if (!RESETTABLE.includes(v)) throw new CliError(`--status must be one of ${RESETTABLE.join(', ')}, got ${JSON.stringify(v)}`, ExitCode.USAGE);
+        return [...previous, v];
+      });
+      c.option('--match <re>', 'only tasks whose last error matches this RE2 pattern (case-insensitive; dataset-wide)');
       requirementOptions(c);
     }
     c.action(async (target: { dataset: number; job?: number }, opts: Record<string, unknown>, cmd: Command) => {
@@ -205,10 +284,16 @@ export function register(program: Command): void {
       if (opts.includeOk) params.include_ok = true;
       const req: Record<string, unknown> = {};
       for (const k of ['cpu', 'gpu', 'memory', 'disk', 'time', 'site']) if (opts[k] !== undefined) req[k] = opts[k];
-      if (Object.keys(req).length) {
-        if (target.job === undefined) throw new CliError('new requirements apply to one job: use DATASET.JOB', ExitCode.USAGE);
-        params.requirements = req;
+      const statuses = [...new Set([...(opts.failed ? ['FAILED'] : []), ...((opts.status as string[] | undefined) ?? [])])];
+      if (target.job !== undefined && (statuses.length || opts.match !== undefined)) {
+        throw new CliError('--failed, --status and --match select tasks across a dataset: use DATASET, not DATASET.JOB', ExitCode.USAGE);
       }
+      if (target.job !== undefined && ['cpu', 'gpu', 'memory', 'disk', 'time'].some((k) => typeof req[k] === 'string')) {
+        throw new CliError('multipliers (xF) apply to a dataset-wide reset; on one job give absolute values', ExitCode.USAGE);
+      }
+      if (statuses.length) params.status = statuses;
+      if (opts.match !== undefined) params.match = opts.match;
+      if (Object.keys(req).length) params.requirements = req;
       let method = `dataset.${name}`;
       if (target.job !== undefined) {
         method = `job.${name}`;
@@ -292,9 +377,16 @@ export function register(program: Command): void {
     .command('logs')
     .description('the logs a task reported (stdout, stderr, pilot, modules)')
     .argument('<task>', 'task id', parseIntArg('task', 1))
-    .option('--name <log>', 'only this log (e.g. stdout)')
+    .option('--name <log>', 'only the logs of this name, or ending in .NAME (stderr matches t.m.stderr); exit 4 when none does')
     .action(async (id: number, opts: { name?: string }, cmd: Command) => {
-      const { logs } = await call<{ logs: Array<{ name: string; data: string; updated_at: number }> }>(cmd, 'task.logs', { task_id: id, ...(opts.name ? { name: opts.name } : {}) });
+      const all = (await call<{ logs: Array<{ name: string; data: string; updated_at: number }> }>(cmd, 'task.logs', { task_id: id })).logs;
+      const logs = opts.name === undefined ? all : all.filter((l) => logNameMatches(l.name, opts.name!));
+      if (opts.name !== undefined && logs.length === 0) {
+        throw new CliError(
+          `task ${id} has no log named ${JSON.stringify(opts.name)}` + (all.length ? `; its logs: ${all.map((l) => l.name).join(', ')}` : ' (no logs yet)'),
+          ExitCode.NOT_FOUND,
+        );
+      }
       output(cmd, logs, () =>
         logs.length === 0 ? `task ${id} has no logs yet` : logs.map((l) => `==> ${l.name} (${time(l.updated_at)}) <==\n${l.data}${l.data.endsWith('\n') ? '' : '\n'}`).join('\n'));
     });

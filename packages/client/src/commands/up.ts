@@ -1,12 +1,14 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { createLogger, installProcessGuards } from '@firn/core';
+import { DataDirLock, DirLockedError, createLogger, installProcessGuards } from '@firn/core';
 import { startEmbedded } from '../embedded/suite';
 import { CliError, ExitCode } from '../exit-codes';
 
 /**
  * firn up [--data DIR] — the whole suite in one process: firn-tray, firn-mon (with the web
- * monitor), firn-dh and one firn-queue (local plugin) on SQLite. Starting again resumes.
+ * monitor), firn-dh and one firn-queue (local plugin) on SQLite. Starting again resumes; a second
+ * one on a data directory in use exits 5 naming the first one's pid (core DataDirLock).
  */
 export function register(program: Command): void {
   program
@@ -28,10 +30,25 @@ export function register(program: Command): void {
       const logger = createLogger({ level: 'info', format: 'auto' }).scope({ daemon: 'up' });
       // one process serves tray, mon, dh and the queue: a stray throw is logged, the suite keeps serving (as each daemon's CLI does)
       installProcessGuards(logger);
-      const suite = await startEmbedded({
-        dataDir, configFile: opts.config, trayPort: opts.trayPort, monPort: opts.monPort, concurrency: opts.concurrency, logger,
-        flagsWin: true,
-      });
+      // one firn up per data directory: a second one would run a second firn-dh and queue on the same database
+      fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const lock = new DataDirLock(dataDir);
+      try {
+        lock.acquire();
+      } catch (e) {
+        if (e instanceof DirLockedError) throw new CliError(e.message, ExitCode.CONFLICT);
+        throw e;
+      }
+      let suite;
+      try {
+        suite = await startEmbedded({
+          dataDir, configFile: opts.config, trayPort: opts.trayPort, monPort: opts.monPort, concurrency: opts.concurrency, logger,
+          flagsWin: true,
+        });
+      } catch (e) {
+        lock.release();
+        throw e;
+      }
       const say = (s: string) => process.stdout.write(s);
       say(`firn up: data in ${dataDir}\n  tray (firn CLI): ${suite.trayUrl}\n  web monitor:     ${suite.monUrl}/\n`);
       if (suite.firstAdmin) {
@@ -46,6 +63,7 @@ export function register(program: Command): void {
       });
       say('\nstopping…\n');
       await suite.close();
+      lock.release();
       say('stopped\n');
     });
 }

@@ -12,9 +12,12 @@ export function register(program: Command): void {
     .action(async (file: string, _opts: unknown, cmd: Command) => {
       const r = validateDatasetConfig(readJsonFile(file));
       if (!r.ok) {
-        output(cmd, { valid: false, issues: r.issues }, () => '');
-        throw new CliError(`${file}: invalid (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'})`, ExitCode.ERROR,
-          r.issues.map((i) => `  ${i.path || '/'}: ${i.message}`));
+        // with --json the issues come as the error's data: {"error": {"code": "error", "message", "data": {valid, issues}}}
+        throw Object.assign(
+          new CliError(`${file}: invalid (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'})`, ExitCode.ERROR,
+            r.issues.map((i) => `  ${i.path || '/'}: ${i.message}`)),
+          { data: { valid: false, issues: r.issues } },
+        );
       }
       const s = r.summary;
       output(cmd, { valid: true, summary: s }, () => `valid: ${s.tasks} tasks, ${s.trays} trays, ${s.modules} modules`);

@@ -97,6 +97,10 @@ export class BatchSystemError extends FirnError {
 }
 /** A transfer or checksum failure while moving a file. */
 export class TransferError extends FirnError {}
+/** A transfer failure retrying cannot fix (missing source, refused credentials or host key, bad URL). */
+export class PermanentTransferError extends TransferError {}
+/** Nothing is at a location that was to be read (a PermanentTransferError: retrying will not make it appear). */
+export class MissingFileError extends PermanentTransferError {}
 
 /** Coerce anything thrown into an Error (graphile-worker's coerceError). */
 export function coerceError(e: unknown): Error {

@@ -35,5 +35,6 @@ export * from './expression-parser';
 export * from './dataset-config';
 export * from './storage-roots';
 export * from './output-locations';
+export * from './storage';
 export * from './dataset-stats';
 export * from './why';

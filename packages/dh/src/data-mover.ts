@@ -27,7 +27,7 @@ import {
   type Db, type Logger, type StorageRoots,
 } from '@firn/core';
 import { writeTransaction } from './db-writes';
-import { redactUrl, type Transfers } from './transfer';
+import { redactUrl, stagedSourceReadOptions, type Transfers } from './transfer';
 
 export const FileState = {
   STAGED: 'STAGED',
@@ -307,7 +307,7 @@ export class DataMover {
           try {
             const expected = { md5: f.md5, sha256: f.sha256, size: f.size === null ? null : Number(f.size) };
             res = f.temp_url && f.temp_url !== f.url
-              ? await this.o.transfers.copyVerified(f.temp_url, f.url, expected)
+              ? await this.o.transfers.copyVerified(f.temp_url, f.url, expected, stagedSourceReadOptions(f.temp_url, this.o.roots))
               : await this.o.transfers.verify(f.url, expected);
           } catch (e) {
             return await this.fail(task, f, coerceError(e), log);

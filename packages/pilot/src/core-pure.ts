@@ -13,9 +13,13 @@ export { evaluate, expandConfig, type ExpressionContext } from '../../core/src/e
 export { joinUrl, outputLocation, resolveRemote as resolveRemoteUrl, OutputLocationError } from '../../core/src/output-locations';
 export { checksumFile, checksumStream, checksumBuffer, checksumMismatches, type Checksums } from '../../core/src/checksums';
 export { RpcClient, RpcError, RpcTransportError, isRetryableRpcFailure, type RpcClientOptions } from '../../core/src/rpc-client';
-export { FirnError, TransferError, ConfigError, RpcErrorCode, coerceError } from '../../core/src/errors';
+export { FirnError, TransferError, PermanentTransferError, MissingFileError, ConfigError, RpcErrorCode, coerceError } from '../../core/src/errors';
 export { backoffDelay, type BackoffOptions } from '../../core/src/backoff';
-export { hostKeyCheck, type HostKeyCheck, type HostKeyPolicy } from '../../core/src/host-key-policy';
+// The storage layer (file, sftp, http stores): node built-ins and ssh2, required only when an sftp:// location is used.
+export {
+  Storage, parseLocation, locationScheme, redactUrl, retryTransfer,
+  type Location, type LocationScheme, type StorageOptions, type SftpStoreOptions, type HttpStoreOptions, type WriteTarget,
+} from '../../core/src/storage';
 // Type-only: erased at build time, so winston (logger) and ajv (dataset-config) never reach the bundle.
 export type { Logger, LogMeta } from '../../core/src/logger';
 export type {

@@ -125,6 +125,9 @@ describe('validateDatasetConfig', () => {
       ['/tasks/0/trays/0/modules/1/src', /^must be an https:\/\/ URL/],
       ['/tasks/0/trays/1/modules/0/src', /^is required for external module class "Foo"/],
       ['/tasks/3/trays/0/modules/0/src', /^is only for external modules; class "shell" is built in$/],
+      // built-in module parameters (schemas/modules/shell.json): neither command nor args
+      ['/tasks/0/trays/0/modules/0/parameters', /^a shell module needs parameters\.command/],
+      ['/tasks/3/trays/0/modules/0/parameters', /^a shell module needs parameters\.command/],
       ['/tasks/1/trays/0/modules/0/parameters/command', /^refers to undefined steering parameter "missing" \(at position 5\)$/],
     ];
     for (const [p, message] of expected) {

@@ -15,7 +15,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import { ValidationError, type ValidationIssue } from './errors';
 import { rulePatternProblem } from './rule-matcher';
 import { checkExpressions, evaluate, hasExpressions, scanReferences, type ExpressionContext } from './expression-parser';
-import { createAjv, findSchemasDir } from './schemas';
+import { createAjv, findSchemasDir, schemaValidator } from './schemas';
 
 // ---------------------------------------------------------------------------------------
 // Types (mirroring schemas/dataset.schema.json)
@@ -540,6 +540,62 @@ function findCycles(tasks: unknown[]): { cycle: string[]; index: number }[] {
   return found;
 }
 
+/** Edit distance of two short strings (did-you-mean hints; both capped at 64 characters). */
+function editDistance(a: string, b: string): number {
+  a = a.slice(0, 64);
+  b = b.slice(0, 64);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The known name closest to `name` (within 2 edits, or differing only in case), if any. */
+export function didYouMean(name: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = 3;
+  for (const k of known) {
+    const d = k.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, k);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
+}
+
+/**
+ * A built-in module's parameters against schemas/modules/<class>.json: unknown names (with a
+ * "did you mean" hint), value types, and which parameters are needed (the schema's x-message).
+ */
+function moduleParameterIssues(cls: BuiltinModuleClass, parameters: unknown, basePath: string): ValidationIssue[] {
+  if (!isObject(parameters)) return []; // the dataset schema reports a non-object
+  const validate = schemaValidator(`modules/${cls}.json`);
+  if (validate(parameters)) return [];
+  const schema = validate.schema as { properties?: Record<string, unknown>; 'x-message'?: string };
+  const known = Object.keys(schema.properties ?? {});
+  const out: ValidationIssue[] = [];
+  let needs = false;
+  for (const e of validate.errors ?? []) {
+    if (e.keyword === 'additionalProperties') {
+      const name = String((e.params as { additionalProperty?: unknown }).additionalProperty);
+      const hint = didYouMean(name, known);
+      out.push({
+        path: `${basePath}${e.instancePath}/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+        message: `is not a parameter of the ${cls} module${hint ? ` (did you mean "${hint}"?)` : ''}; its parameters: ${known.join(', ')}`,
+      });
+    } else if (e.instancePath === '' && (e.keyword === 'required' || e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.schemaPath.includes('Of/'))) {
+      needs = true;
+    } else {
+      out.push({ path: `${basePath}${e.instancePath}`, message: e.message ?? 'is invalid' });
+    }
+  }
+  if (needs) out.push({ path: basePath, message: schema['x-message'] ?? 'is missing a required parameter' });
+  return out;
+}
+
 function semanticIssues(config: unknown): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   if (!isObject(config)) return issues;
@@ -587,6 +643,7 @@ function semanticIssues(config: unknown): ValidationIssue[] {
         const src = stringAt(mod, 'src');
         if (cls !== undefined && isBuiltinModuleClass(cls)) {
           if (src !== undefined) issues.push({ path: `${mp}/src`, message: `is only for external modules; class "${cls}" is built in` });
+          if (isObject(mod)) issues.push(...moduleParameterIssues(cls, mod['parameters'] ?? {}, `${mp}/parameters`));
         } else if (cls !== undefined && src === undefined) {
           issues.push({ path: `${mp}/src`, message: `is required for external module class "${cls}" (an https:// URL)` });
         }

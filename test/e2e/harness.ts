@@ -200,7 +200,10 @@ export interface DatasetStatus {
 export const ADMIN = { username: 'e2e-admin', password: 'e2e-admin-password' };
 
 export class E2eSuite {
-  readonly daemons = new Map<DaemonName, Daemon>();
+  /** keyed by daemon name, or by the label of a second firn-queue (startQueue) */
+  readonly daemons = new Map<string, Daemon>();
+  /** submit directories of the firn-queues started by startQueue (their local pilots are killed on close) */
+  private readonly extraSubmitDirs: string[] = [];
   /** every process ever started (restarts too), for close() */
   private readonly started: Daemon[] = [];
   /** processes stopped on purpose (stop()): their exit is not a failure */
@@ -286,12 +289,25 @@ export class E2eSuite {
     }
   }
 
+  /**
+   * Another firn-queue on this suite's grid with a submit directory of its own (a second submit
+   * host), labelled `label` (its INI file and log are named so); stopped and cleaned up by close().
+   */
+  async startQueue(label: string, queue: Record<string, string | number> = {}): Promise<Daemon> {
+    const submitDir = path.join(this.dir, `submit-${label}`);
+    fs.mkdirSync(submitDir, { recursive: true });
+    this.extraSubmitDirs.push(submitDir);
+    return this.start('queue', label, { submit_dir: submitDir, ...queue });
+  }
+
   /** Start one daemon by its bin; resolves once it has started (tray/mon: listening). */
-  async start(name: DaemonName): Promise<Daemon> {
-    const prev = this.daemons.get(name);
-    if (prev && prev.proc.exitCode === null && prev.proc.signalCode === null) throw new Error(`firn-${name} runs already (pid ${prev.pid})`);
-    const ini = writeIni(path.join(this.dir, `${name}.ini`), this.iniFor(name));
-    const log = path.join(this.dir, 'logs', `${name}.log`);
+  async start(name: DaemonName, label: string = name, queueKeys: Record<string, string | number> = {}): Promise<Daemon> {
+    const prev = this.daemons.get(label);
+    if (prev && prev.proc.exitCode === null && prev.proc.signalCode === null) throw new Error(`firn-${label} runs already (pid ${prev.pid})`);
+    const sections = this.iniFor(name);
+    if (name === 'queue') sections.queue = { ...sections.queue, ...queueKeys };
+    const ini = writeIni(path.join(this.dir, `${label}.ini`), sections);
+    const log = path.join(this.dir, 'logs', `${label}.log`);
     fs.appendFileSync(log, `--- firn-${name} started ${new Date().toISOString()}\n`);
     const offset = fs.statSync(log).size;
     const fd = fs.openSync(log, 'a');
@@ -303,7 +319,7 @@ export class E2eSuite {
     if (proc.pid === undefined) throw new Error(`could not start firn-${name}`);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     const d: Daemon = { name, proc, pid: proc.pid, ini, log, exited };
-    this.daemons.set(name, d);
+    this.daemons.set(label, d);
     this.started.push(d);
     const ready: Record<DaemonName, string> = {
       tray: 'firn-tray listening',
@@ -434,7 +450,7 @@ export class E2eSuite {
   /** The last lines of every daemon log (and of the pilots' stderr files that exist). */
   tails(lines = 40): string {
     const out: string[] = [];
-    for (const name of DAEMONS) {
+    for (const name of new Set<string>([...DAEMONS, ...this.daemons.keys()])) {
       const f = path.join(this.dir, 'logs', `${name}.log`);
       if (!fs.existsSync(f)) continue;
       const text = fs.readFileSync(f, 'utf8').trimEnd().split('\n');
@@ -480,7 +496,7 @@ export class E2eSuite {
       await d.exited;
       clearTimeout(timer);
     }));
-    killLocalPilots(this.submitDir);
+    for (const dir of [this.submitDir, ...this.extraSubmitDirs]) killLocalPilots(dir);
     const plugin = this.o.queue.plugin;
     if (plugin === 'slurm' && ids.length) spawnSync('scancel', ids, { encoding: 'utf8', timeout: 30_000 });
     if (plugin === 'sge' && ids.length) {

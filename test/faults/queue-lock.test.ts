@@ -4,11 +4,15 @@
  *   the first one's pid; the lock is released on a clean stop (SIGTERM), after which it starts;
  * - two daemons on one grid with two submit directories (two submit hosts), 60 tasks: every task
  *   is submitted and started exactly once (the stand-in pilot's ledger: one record per task),
- *   and neither daemon declares the other's jobs lost (0 evictions) over several cycles.
+ *   and neither daemon declares the other's jobs lost (0 evictions) over several cycles;
+ * - the same through the whole suite (firn-tray, firn-mon, firn-dh and the two firn-queues as
+ *   processes, real pilots): 60 jobs, every task OK, each task's module ran exactly once (a
+ *   ledger line per module run), no EVICTED transition, both daemons took part.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { TaskStatus } from '@firn/core';
+import { E2eSuite } from '../e2e/harness';
 import { createTestDb, waitUntil, type TestDb } from '../helpers/db';
 import { killRecordedPilots, randomTaskIdBase, recordsByTask, runQueue, spawnQueue, tempDir, writeIni, writeStandInPilot } from '../queue/support/harness';
 import { addGrid, seedDataset } from '../queue/support/seed';
@@ -91,3 +95,49 @@ test('two firn-queues on one grid with two submit directories: 60 tasks, each st
   b.kill('SIGTERM');
   expect([(await a.done).code, (await b.done).code]).toEqual([0, 0]);
 }, 180_000);
+
+describe('two firn-queues on one grid with two submit directories, through the whole suite', () => {
+  const JOBS = 60;
+  let suite: E2eSuite;
+  beforeAll(async () => {
+    suite = await E2eSuite.create({ name: 'two-queues', queue: { plugin: 'local', extra: { concurrency: 4, max_queued: 40, max_submit_per_cycle: 8 } } });
+    await suite.guard(async () => {
+      await suite.startAll();
+      await suite.startQueue('queue-b', { concurrency: 4, max_queued: 40, max_submit_per_cycle: 8 });
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await suite?.close();
+  }, 60_000);
+
+  test('60 jobs with real pilots, mon and dh: every task OK, each module run exactly once (ledger), none evicted', async () => {
+    await suite.guard(async () => {
+      const ledger = path.join(suite.dir, 'ledger');
+      const config = {
+        version: 1,
+        description: 'faults: two submit hosts',
+        retry: { max_failures: 0, max_evictions: 0 },
+        tasks: [{
+          name: 'main',
+          requirements: { cpu: 1, memory: 100, time: 5 },
+          // long enough that each daemon's cycles see the other's jobs running
+          trays: [{ name: 't', modules: [{ name: 'm', class: 'shell', parameters: { command: `echo "run $FIRN_DATASET $FIRN_TASK_ID" >> ${ledger}; sleep 2; echo "job_sum $FIRN_JOB" >> "$FIRN_STATS"` } }] }],
+        }],
+      };
+      const { dataset_id } = await suite.submit(config, JOBS);
+      // max_failures / max_evictions 0: a task run twice or declared lost fails the dataset at once
+      const st = await suite.waitForDataset(dataset_id, ['COMPLETE'], 200_000);
+      expect(Object.fromEntries(Object.entries(st.tasks).filter(([, n]) => n > 0))).toEqual({ OK: JOBS });
+      const rows = (await suite.db.db('task').select('id', 'evictions', 'failures', 'batch_id').where({ dataset_id })) as Array<{ id: number; evictions: number; failures: number; batch_id: string }>;
+      expect(rows.map((r) => [Number(r.evictions), Number(r.failures)])).toEqual(Array(JOBS).fill([0, 0]));
+      expect(await suite.db.db('history').where({ entity: 'task', dataset_id, to_status: 'EVICTED' })).toEqual([]);
+      const runs = fs.readFileSync(ledger, 'utf8').trim().split('\n').filter((l) => l.startsWith(`run ${dataset_id} `)).sort();
+      expect(runs).toEqual(rows.map((r) => `run ${dataset_id} ${r.id}`).sort());
+      const stat = (await suite.db.db('dataset_stat').where({ dataset_id, name: 'job_sum' }).first()) as { n: number; sum: number };
+      expect([Number(stat.n), Number(stat.sum)]).toEqual([JOBS, (JOBS * (JOBS - 1)) / 2]);
+      // both daemons took part (each tags its jobs with its submit directory)
+      expect(new Set(rows.map((r) => r.batch_id.slice(-16, -8))).size).toBe(2);
+      for (const d of ['tray', 'mon', 'dh', 'queue', 'queue-b']) expect([d, suite.daemons.get(d)?.proc.exitCode]).toEqual([d, null]);
+    });
+  }, 240_000);
+});

@@ -127,6 +127,23 @@ describe.each(DB_KINDS)('data movement on %s', (kind) => {
     expect(row.error_summary).toMatch(/is not in .*: refused|presented a key that .* does not list/);
   });
 
+  test('a staged output that is a symbolic link to a secret is refused: ERROR, nothing delivered', async () => {
+    const f = await genProc();
+    const secret = randomFile(path.join(dir, 'etc/db.ini'), 50);
+    fs.mkdirSync(path.join(dir, 'temp'), { recursive: true });
+    const planted = path.join(dir, 'temp/out.dat');
+    fs.symlinkSync(secret.path, planted);
+    const dest = path.join(dir, 'dest/out.dat');
+    await insertOutput(t.db, f.gen, { local: 'out.dat', url: fileUrl(dest), tempUrl: fileUrl(planted), md5: secret.md5, sha256: secret.sha256, size: secret.size });
+    const roots = new StorageRoots({ siteTemp: fileUrl(path.join(dir, 'temp')), destinations: [fileUrl(path.join(dir, 'dest'))] });
+    const r = await dh({}, undefined, roots).runCycle('data');
+    expect(r).toMatchObject({ ok: 0, errors: 1 });
+    const row = await taskRow(t.db, f.gen.id);
+    expect(row.status).toBe('ERROR');
+    expect(row.error_summary).toMatch(/^output out\.dat: cannot read .*out\.dat: it is a symbolic link \(refused\)/);
+    expect(fs.existsSync(path.join(dir, 'dest'))).toBe(false);
+  });
+
   test('checksum mismatch after the retries → ERROR with the reason, failures + 1, nothing at the destination', async () => {
     const f = await genProc();
     const a = randomFile(path.join(dir, 'temp/a.dat'), 10_000);

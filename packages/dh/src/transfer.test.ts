@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { checksumBuffer, TransferError } from '@firn/core';
-import { PART_SUFFIX, Transfers, UnrecoverableTransferError } from './transfer';
+import { StorageRoots, checksumBuffer, TransferError } from '@firn/core';
+import { PART_SUFFIX, Transfers, UnrecoverableTransferError, stagedSourceReadOptions } from './transfer';
 
 let dir: string;
 let transfers: Transfers;
@@ -88,6 +88,33 @@ describe('file://', () => {
     await transfers.remove(s.url);
     await transfers.remove(s.url); // missing is fine
     expect(fs.existsSync(s.path)).toBe(false);
+  });
+
+  test('a staged copy that is a symbolic link to a secret is refused, not copied', async () => {
+    const temp = path.join(dir, 'site-temp');
+    fs.mkdirSync(path.join(temp, '7/3'), { recursive: true });
+    const secret = path.join(dir, 'db.ini');
+    fs.writeFileSync(secret, 'password = hunter2\n');
+    const planted = path.join(temp, '7/3/out.dat');
+    fs.symlinkSync(secret, planted);
+    const roots = new StorageRoots({ siteTemp: pathToFileURL(temp).href, destinations: [pathToFileURL(path.join(dir, 'dest')).href] });
+    const dest = path.join(dir, 'dest/out.dat');
+    const t0 = Date.now();
+    const err = await transfers.copyVerified(pathToFileURL(planted).href, pathToFileURL(dest).href, {}, stagedSourceReadOptions(pathToFileURL(planted).href, roots)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnrecoverableTransferError);
+    expect((err as Error).message).toMatch(/symbolic link \(refused\)/);
+    expect(Date.now() - t0).toBeLessThan(5000); // not retried
+    expect(fs.existsSync(path.join(dir, 'dest'))).toBe(false);
+    // a directory link leading out of site temp likewise
+    fs.symlinkSync(dir, path.join(temp, '7/3/up'));
+    const through = pathToFileURL(path.join(temp, '7/3/up/db.ini')).href;
+    await expect(transfers.copyVerified(through, pathToFileURL(dest).href, {}, stagedSourceReadOptions(through, roots))).rejects.toThrow(/outside .* \(refused\)/);
+    expect(fs.existsSync(path.join(dir, 'dest'))).toBe(false);
+    // and the real file beside them is copied
+    const real = path.join(temp, '7/3/real.dat');
+    fs.writeFileSync(real, 'fine');
+    await transfers.copyVerified(pathToFileURL(real).href, pathToFileURL(dest).href, {}, stagedSourceReadOptions(pathToFileURL(real).href, roots));
+    expect(fs.readFileSync(dest, 'utf8')).toBe('fine');
   });
 
   test('unsupported schemes are refused', async () => {

@@ -15,10 +15,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { checksumStream, type Checksums } from '../checksums';
+import type { Checksums } from '../checksums';
 import { MissingFileError, PermanentTransferError, TransferError } from '../errors';
 import type { Location } from './location';
-import type { FileInfo, ReadOptions, Store, WriteOptions, WriteTarget } from './store';
+import { checksumOrNull, type FileInfo, type ReadOptions, type Store, type WriteOptions, type WriteTarget } from './store';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
@@ -98,15 +98,8 @@ export class FileStore implements Store {
     if (opened.nlink > 1) throw new PermanentTransferError(`cannot read ${p}: it has ${opened.nlink} hard links (refused: it may be a link to a file outside ${root})`);
   }
 
-  async checksum(loc: Location, o?: ReadOptions): Promise<Checksums | null> {
-    let s: Readable;
-    try {
-      s = await this.openRead(loc, o);
-    } catch (e) {
-      if (e instanceof MissingFileError) return null;
-      throw e;
-    }
-    return checksumStream(s);
+  checksum(loc: Location, o?: ReadOptions): Promise<Checksums | null> {
+    return checksumOrNull(() => this.openRead(loc, o));
   }
 
   async openWrite(loc: Location, o: WriteOptions = {}): Promise<WriteTarget> {

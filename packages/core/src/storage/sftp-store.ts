@@ -15,12 +15,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Client, ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
-import { checksumStream, type Checksums } from '../checksums';
+import type { Checksums } from '../checksums';
 import { MissingFileError, PermanentTransferError, TransferError } from '../errors';
 import { hostKeyCheck, type HostKeyCheck } from '../host-key-policy';
 import type { Logger } from '../logger';
 import { displayLocation, type Location } from './location';
-import type { FileInfo, ReadOptions, Store, WriteOptions, WriteTarget } from './store';
+import { checksumOrNull, type FileInfo, type ReadOptions, type Store, type WriteOptions, type WriteTarget } from './store';
 
 export interface SftpStoreOptions {
   /** User when the URL names none (default: this process's user). */
@@ -185,15 +185,8 @@ export class SftpStore implements Store {
     return sftp.createReadStream(p, { highWaterMark: 256 * 1024 });
   }
 
-  async checksum(loc: Location, o?: ReadOptions): Promise<Checksums | null> {
-    let s: Readable;
-    try {
-      s = await this.openRead(loc, o);
-    } catch (e) {
-      if (e instanceof MissingFileError) return null;
-      throw e;
-    }
-    return checksumStream(s);
+  checksum(loc: Location, o?: ReadOptions): Promise<Checksums | null> {
+    return checksumOrNull(() => this.openRead(loc, o));
   }
 
   private async mkdirs(sftp: SFTPWrapper, dir: string): Promise<void> {

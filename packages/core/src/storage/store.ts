@@ -12,7 +12,8 @@
  * credentials or host key, a 4xx); MissingFileError when something to be read is not there.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { Checksums } from '../checksums';
+import { checksumStream, type Checksums } from '../checksums';
+import { MissingFileError } from '../errors';
 import type { Location, LocationScheme } from './location';
 
 export interface ReadOptions {
@@ -65,4 +66,16 @@ export interface Store {
   /** Drop cached connections for `loc` (after an error, so a retry reconnects). */
   reset(loc: Location): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Checksums of what `open` reads; null when it finds nothing (MissingFileError). */
+export async function checksumOrNull(open: () => Promise<Readable>): Promise<Checksums | null> {
+  let s: Readable;
+  try {
+    s = await open();
+  } catch (e) {
+    if (e instanceof MissingFileError) return null;
+    throw e;
+  }
+  return checksumStream(s);
 }

@@ -47,6 +47,9 @@ export const WhyCode = {
 } as const;
 export type WhyCode = (typeof WhyCode)[keyof typeof WhyCode];
 
+/** Reasons that hold whatever happens to a task's dependencies: told of IDLE tasks too. */
+const NEVER: readonly WhyCode[] = [WhyCode.NO_GRID, WhyCode.NO_FIT];
+
 /** A grid's queue daemon that has not written its row for this long (ms) is called silent. */
 export const QUEUE_SILENT_MS = 5 * 60_000;
 /** Most (status, requirements, …) groups one job/dataset answer reads; beyond: `truncated`. */
@@ -350,6 +353,8 @@ export async function whyTask(db: DbOrTrx, taskId: number, opts: WhyOptions = {}
         data: { dependencies: deps.map((d) => ({ task_id: Number(d.id), name: d.name, status: d.status })) },
       });
       if (datasetStopped) reasons.push(stopped);
+      // what will stop it once its dependencies are OK, when no grid can ever run it
+      reasons.push(...gridReasons(req, grids, Number(row.dataset_id), now, silentMs).filter((r) => NEVER.includes(r.code)));
       break;
     }
     case TaskStatus.WAITING: {
@@ -480,11 +485,12 @@ export async function whyTasks(db: DbOrTrx, datasetId: number, jobIndex: number 
       case TaskStatus.FAILED: add(g.status, n, { code: WhyCode.FAILED, message: 'failed for good (job.reset retries them)', data: {} }); break;
       case TaskStatus.SUSPENDED: add(g.status, n, { code: WhyCode.TASK_SUSPENDED, message: 'suspended by a person', data: {} }); break;
       case TaskStatus.IDLE: {
+        const never = gridReasons(req, grids, datasetId, now, silentMs).find((r) => NEVER.includes(r.code));
         const deps = edges.filter((e) => Number(e.task_rel_id) === Number(g.task_rel_id)).map((e) => notOk.get(Number(e.depends_on_id))).filter((d): d is { name: string; n: number } => d !== undefined);
         add(g.status, n, {
           code: WhyCode.DEPENDENCIES,
-          message: `${g.name}: waiting for dependencies${deps.length ? ` (${deps.map((d) => `${d.name}: ${d.n} not OK`).join(', ')})` : ''}`,
-          data: { task: g.name, dependencies: deps.map((d) => ({ name: d.name, not_ok: d.n })) },
+          message: `${g.name}: waiting for dependencies${deps.length ? ` (${deps.map((d) => `${d.name}: ${d.n} not OK`).join(', ')})` : ''}${never ? `; then: ${never.message}` : ''}`,
+          data: { task: g.name, dependencies: deps.map((d) => ({ name: d.name, not_ok: d.n })), ...(never ? { then: { code: never.code, message: never.message } } : {}) },
         });
         break;
       }

@@ -15,9 +15,8 @@
  * Sources a job could have written (site temp) are read confined (`source.within`): a
  * symbolic link planted there is refused, never followed (core's file-store.ts).
  */
-import { pipeline } from 'node:stream/promises';
 import {
-  PermanentTransferError, Storage, TransferError, checksumMismatches, isUnder, normaliseLocation, nullLogger, parseLocation, redactUrl, retryTransfer,
+  PermanentTransferError, Storage, TransferError, checksumMismatches, isUnder, normaliseLocation, nullLogger, parseLocation, redactUrl, retryTransfer, writeChecked,
   type Checksums, type Location, type Logger, type ReadOptions, type Store, type StorageRoots,
 } from '@firn/core';
 
@@ -138,28 +137,15 @@ export class Transfers {
         want = await from.checksum(src, source);
         if (!want) throw new PermanentTransferError(`source ${redactUrl(srcUrl)} does not exist`);
       }
+      const reference = want;
       const body = await from.openRead(src, source);
-      let target;
-      try {
-        target = await to.openWrite(dest, { partSuffix: PART_SUFFIX });
-      } catch (e) {
-        body.destroy();
-        throw e;
-      }
-      try {
-        await pipeline(body, target.stream);
-        await target.written();
+      return writeChecked(to, dest, body, { partSuffix: PART_SUFFIX }, async (target) => {
         const got = await to.checksum(target.staged);
         if (!got) throw new TransferError(`${what}: nothing at the destination after writing it`);
-        const bad = checksumMismatches(got, want);
+        const bad = checksumMismatches(got, reference);
         if (bad.length) throw new TransferError(`checksum mismatch at destination ${redactUrl(destUrl)}: ${bad.join('; ')}`);
-        await target.commit();
         return { checksums: got, alreadyPresent: false, attempts };
-      } catch (e) {
-        body.destroy();
-        await target.abort();
-        throw e;
-      }
+      });
     });
   }
 

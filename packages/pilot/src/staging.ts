@@ -7,11 +7,10 @@
  */
 import crypto from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import {
   PermanentTransferError, Storage, TransferError, checksumMismatches, checksumStream, coerceError, joinUrl as coreJoinUrl, locationScheme,
-  parseLocation, redactUrl, retryTransfer, type Checksums, type Location, type Logger, type WriteTarget,
+  parseLocation, redactUrl, retryTransfer, writeChecked, type Checksums, type Location, type Logger,
 } from './core-pure';
 
 export { PermanentTransferError, redactUrl };
@@ -162,27 +161,14 @@ export class Stager {
   }
 
   /** Stream `src` into `to` atomically, checking the bytes against `expected` before they are committed. */
-  private async write(src: Readable, to: Location, what: string, expected: ExpectedChecksums): Promise<{ sums: Checksums }> {
+  private write(src: Readable, to: Location, what: string, expected: ExpectedChecksums): Promise<{ sums: Checksums }> {
     const tap = new HashTap();
-    let target: WriteTarget;
-    try {
-      target = await this.storage.store(to).openWrite(to);
-    } catch (e) {
-      src.destroy();
-      throw e;
-    }
-    try {
-      await pipeline(src, tap, target.stream);
+    return writeChecked(this.storage.store(to), to, src, { via: tap }, async () => {
       const sums = tap.result();
       const bad = checksumMismatches(sums, expected);
       if (bad.length) throw new TransferError(`checksum mismatch for ${redactUrl(what)}: ${bad.join('; ')}`);
-      await target.commit();
       return { sums };
-    } catch (e) {
-      src.destroy();
-      await target.abort();
-      throw e;
-    }
+    });
   }
 
   private retry<T>(what: string, locs: Location[], fn: () => Promise<T>): Promise<T> {

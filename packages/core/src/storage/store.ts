@@ -11,7 +11,8 @@
  * Errors are TransferError (worth a retry) or PermanentTransferError (not: a bad URL, refused
  * credentials or host key, a 4xx); MissingFileError when something to be read is not there.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { checksumStream, type Checksums } from '../checksums';
 import { MissingFileError } from '../errors';
 import type { Location, LocationScheme } from './location';
@@ -78,4 +79,34 @@ export async function checksumOrNull(open: () => Promise<Readable>): Promise<Che
     throw e;
   }
   return checksumStream(s);
+}
+
+/**
+ * Stream `src` (through `via`, e.g. a checksum tap) into `loc` atomically. `check` runs once
+ * the bytes are stored at `target.staged`, before the commit: when it throws (a checksum
+ * mismatch), or anything else fails, the write is aborted, `src` destroyed, and the error
+ * rethrown — the destination name never sees unchecked bytes.
+ */
+export async function writeChecked<T>(
+  store: Store, loc: Location, src: Readable, o: WriteOptions & { via?: Transform },
+  check: (target: WriteTarget) => Promise<T>,
+): Promise<T> {
+  let target: WriteTarget;
+  try {
+    target = await store.openWrite(loc, o);
+  } catch (e) {
+    src.destroy();
+    throw e;
+  }
+  try {
+    await (o.via ? pipeline(src, o.via, target.stream) : pipeline(src, target.stream));
+    await target.written();
+    const result = await check(target);
+    await target.commit();
+    return result;
+  } catch (e) {
+    src.destroy();
+    await target.abort();
+    throw e;
+  }
 }

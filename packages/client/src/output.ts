@@ -49,10 +49,13 @@ export function jsonError(e: unknown, exitCode: number, details: readonly string
   const err = coerceError(e);
   let code: number | string = EXIT_NAMES[exitCode] ?? 'error';
   let data: unknown = details.length ? { details: details.map((d) => d.trim()) } : undefined;
+  // a CliError that rephrases a server error (submit's "the dataset config is invalid") keeps its cause
+  const cause = (e as { cause?: unknown } | null)?.cause;
+  const rpc = e instanceof RpcError ? e : cause instanceof RpcError ? cause : null;
   if (e instanceof RpcTransportError) code = 'unreachable';
-  else if (e instanceof RpcError) {
-    code = e.code;
-    if (e.data !== undefined) data = e.data;
+  else if (rpc) {
+    code = rpc.code;
+    if (rpc.data !== undefined) data = rpc.data;
   } else if (e instanceof Error && (e as { data?: unknown }).data !== undefined) {
     data = (e as { data?: unknown }).data; // a CliError carrying structured detail (validate's issues)
   }

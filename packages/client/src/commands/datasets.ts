@@ -169,7 +169,7 @@ export function register(program: Command): void {
         }
         const lines = configIssueLines(e);
         if (lines.length && e instanceof RpcError && e.message.includes('(strict)')) throw new CliError(`${file}: refused (--strict): no grid can run it`, ExitCode.ERROR, lines);
-        if (lines.length) throw new CliError(`${file}: the dataset config is invalid`, ExitCode.ERROR, lines);
+        if (lines.length) throw Object.assign(new CliError(`${file}: the dataset config is invalid`, ExitCode.ERROR, lines), { cause: e });
         throw e;
       }
       output(cmd, r, () => submitLines(r).join('\n'));

@@ -17,10 +17,10 @@
  */
 import {
   PermanentTransferError, Storage, TransferError, checksumMismatches, isUnder, normaliseLocation, nullLogger, parseLocation, redactUrl, retryTransfer, writeChecked,
-  type Checksums, type Location, type Logger, type ReadOptions, type Store, type StorageRoots,
+  type Checksums, type ExpectedChecksums, type Location, type Logger, type ReadOptions, type Store, type StorageRoots,
 } from '@firn/core';
 
-export { redactUrl };
+export { redactUrl, type ExpectedChecksums };
 
 /** Suffix of the partial copy renamed into place once verified. */
 export const PART_SUFFIX = '.firn-part';
@@ -29,12 +29,6 @@ export const PART_SUFFIX = '.firn-part';
 export const UnrecoverableTransferError = PermanentTransferError;
 export type UnrecoverableTransferError = PermanentTransferError;
 
-/** Checksums a file must have; md5 / sha256 / size, any subset. */
-export interface ExpectedChecksums {
-  md5?: string | null;
-  sha256?: string | null;
-  size?: number | null;
-}
 
 export interface SftpOptions {
   /** Private key file ([dh] ssh_key); else the URL's password, the ssh agent, ~/.ssh/id_*. */

@@ -18,7 +18,7 @@ export { backoffDelay, type BackoffOptions } from '../../core/src/backoff';
 // The storage layer (file, sftp, http stores): node built-ins and ssh2, required only when an sftp:// location is used.
 export {
   Storage, parseLocation, locationScheme, redactUrl, retryTransfer, writeChecked,
-  type Location, type LocationScheme, type StorageOptions, type SftpStoreOptions, type HttpStoreOptions,
+  type Location, type LocationScheme, type StorageOptions, type SftpStoreOptions, type HttpStoreOptions, type ExpectedChecksums,
 } from '../../core/src/storage';
 // Type-only: erased at build time, so winston (logger) and ajv (dataset-config) never reach the bundle.
 export type { Logger, LogMeta } from '../../core/src/logger';

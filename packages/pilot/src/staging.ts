@@ -10,17 +10,11 @@ import { Transform, type Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import {
   PermanentTransferError, Storage, TransferError, checksumMismatches, checksumStream, coerceError, joinUrl as coreJoinUrl, locationScheme,
-  parseLocation, redactUrl, retryTransfer, writeChecked, type Checksums, type Location, type Logger,
+  parseLocation, redactUrl, retryTransfer, writeChecked, type Checksums, type ExpectedChecksums, type Location, type Logger,
 } from './core-pure';
 
-export { PermanentTransferError, redactUrl };
+export { PermanentTransferError, redactUrl, type ExpectedChecksums };
 
-/** Checksums a file is expected to have; any subset (all absent = not checked). */
-export interface ExpectedChecksums {
-  md5?: string | null;
-  sha256?: string | null;
-  size?: number | null;
-}
 
 export interface SftpAuth {
   /** User when the URL names none (default: FIRN_SSH_USER, then this process's user). */

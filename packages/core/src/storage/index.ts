@@ -22,7 +22,7 @@ import { SftpStore, type SftpStoreOptions } from './sftp-store';
 import type { Store } from './store';
 
 export { parseLocation, locationScheme, redactUrl, displayLocation, withSuffix, type Location, type LocationScheme, type ParseOptions } from './location';
-export { writeChecked, checksumOrNull, type Store, type ReadOptions, type WriteOptions, type WriteTarget, type FileInfo } from './store';
+export { writeChecked, checksumOrNull, type Store, type ExpectedChecksums, type ReadOptions, type WriteOptions, type WriteTarget, type FileInfo } from './store';
 export { FileStore } from './file-store';
 export { HttpStore, redirectAllowed, DEFAULT_MAX_REDIRECTS, type HttpStoreOptions } from './http-store';
 export { SftpStore, type SftpStoreOptions } from './sftp-store';

@@ -17,6 +17,13 @@ import { checksumStream, type Checksums } from '../checksums';
 import { MissingFileError } from '../errors';
 import type { Location, LocationScheme } from './location';
 
+/** Checksums a file is expected to have: md5 / sha256 / size, any subset (all absent = not checked). */
+export interface ExpectedChecksums {
+  md5?: string | null;
+  sha256?: string | null;
+  size?: number | null;
+}
+
 export interface ReadOptions {
   /** file:// only: refuse a symbolic link as the last path component (O_NOFOLLOW). */
   noFollow?: boolean;

@@ -129,7 +129,9 @@ describe('the firn CLI against firn-tray (HTTPS, SQLite)', () => {
     expect(reset.out.trim()).toBe('job 1.2 reset: 3 tasks (1 waiting, 2 idle); now PROCESSING');
     const reqs = await t.db('task as t').join('job as j', 'j.id', 't.job_id').where({ 't.dataset_id': 1, 'j.job_index': 2 }).select('t.req_memory', 't.req_time');
     expect(reqs.every((r) => r.req_memory === 4000 && r.req_time === 90)).toBe(true);
-    expect((await firn(mgrEnv, ['reset', '1', '--memory', '4000'])).code).toBe(2);
+    // multipliers and task selection are dataset-wide (test/tray/cli-fixes.test.ts)
+    expect((await firn(mgrEnv, ['reset', '1.2', '--memory', 'x2'])).code).toBe(2);
+    expect((await firn(mgrEnv, ['reset', '1.2', '--failed'])).code).toBe(2);
     expect((await firn(mgrEnv, ['suspend', '1.77'])).code).toBe(4);
     expect((await firn(mgrEnv, ['suspend', '99'])).code).toBe(4);
     expect((await firn(mgrEnv, ['priority', '1', '7'])).out.trim()).toBe('dataset 1 priority 7');
@@ -148,7 +150,7 @@ describe('the firn CLI against firn-tray (HTTPS, SQLite)', () => {
         void firn(mgrEnv, ['suspend', '2']);
       }
     });
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(1); // stopped, but not COMPLETE
     expect(r.out).toMatch(/dataset 2: PROCESSING[\s\S]*dataset 2: SUSPENDED/);
   });
 

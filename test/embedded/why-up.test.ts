@@ -102,8 +102,6 @@ test('dag-gpu under a plain firn up: a submit warning, firn why and the web name
   const id = Number(/submitted dataset (\d+)/.exec(sub.out)![1]);
 
   db = openDb(`sqlite://${path.join(data, 'firn.sqlite')}`);
-  const count = async (ds: number, name: string, status: string) =>
-    Number(((await db!('task').where({ dataset_id: ds, name, status }).count({ n: '*' })) as Array<{ n: number }>)[0]!.n);
   // whether photon still waits for generate (IDLE) or for a grid (WAITING), the gpu requirement is named
   const NO_GPU = 'no assigned grid offers gpu ≥ 1 (local: gpu 0)';
   const why = await firn(['why', String(id)]);

@@ -1,11 +1,12 @@
 /**
- * The batch system's own pending reason, through real Slurm: a grid whose jobs Slurm holds
+ * The batch system's own pending reason, through real Slurm and SGE. Slurm: a grid whose jobs Slurm holds
  * (`[queue] extra_directives`, the site's sbatch options: a task config cannot pass sbatch
  * options) records Slurm's reason (`squeue %r`) in task.batch_reason each cycle, and `firn why`
  * shows it; a resubmission clears it. Slurm 22.05 refuses an unknown `--constraint` at
  * submission ("Invalid feature specification") instead of holding the job, so the hold here is
  * `--begin` in an hour (reason BeginTime); a refused submission shows through `firn why` as
- * the task's last submit error.
+ * the task's last submit error. SGE: a job asking for an architecture the host lacks waits with
+ * the scheduler's `qstat -j` scheduling info.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,17 +17,19 @@ import { createUser, loadConfig, nullLogger, type TaskWhy } from '@firn/core';
 import { main } from '@firn/client';
 import { openQueueDaemon, type QueueDaemon } from '@firn/queue';
 import { startTray, type Tray } from '@firn/tray';
-import { createTestDb, type TestDb } from '../helpers/db';
-import { randomTaskIdBase, startService } from './support/harness';
+import { createTestDb, waitUntil, type TestDb } from '../helpers/db';
+import { randomTaskIdBase, serviceEnv, startService } from './support/harness';
 import { seedDataset } from './support/seed';
 import { trayConfig } from '../tray/helpers';
 
 let available = true;
+let sgeAvailable = true;
 let t: TestDb;
 let dir: string;
 let tray: Tray;
 const daemons: QueueDaemon[] = [];
 const batchIds: string[] = [];
+const sgeIds: string[] = [];
 
 const firn = async (argv: string[], env: Record<string, string>, input = '') => {
   const stdin = new PassThrough();
@@ -41,10 +44,9 @@ const firn = async (argv: string[], env: Record<string, string>, input = '') => 
 };
 
 beforeAll(async () => {
-  if (startService('slurm') === 'skip') {
-    available = false;
-    return;
-  }
+  if (startService('sge') === 'skip') sgeAvailable = false;
+  if (startService('slurm') === 'skip') available = false;
+  if (!available && !sgeAvailable) return;
   t = await createTestDb('sqlite');
   await randomTaskIdBase(t.db, 'sqlite');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-why-slurm-'));
@@ -54,20 +56,26 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const d of daemons.splice(0)) await d.close();
   if (batchIds.length) spawnSync('scancel', batchIds.map((b) => b.split('_')[0]!));
+  if (sgeIds.length) spawnSync('qdel', sgeIds.map((b) => b.split('.')[0]!), { env: { ...process.env, ...sgeEnv() } });
   await tray?.close();
   await t?.drop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const open = async (grid: string, extra: string) => {
+const sgeEnv = (): Record<string, string> => {
+  const e = serviceEnv('sge');
+  return { SGE_ROOT: e.SGE_ROOT ?? '/var/lib/gridengine', SGE_CELL: e.SGE_CELL ?? 'default', PATH: `${e.SGE_BIN ?? '/usr/bin'}:${process.env.PATH}` };
+};
+
+const open = async (grid: string, extra: string, plugin: 'slurm' | 'sge' = 'slurm') => {
   const d = await openQueueDaemon(loadConfig({
     overrides: {
       db: { url: t.url },
-      queue: { grid, plugin: 'slurm', submit_dir: path.join(dir, grid), capabilities: '{"cpu": 1, "memory": 1000, "time": 60}', lease_seconds: 30, extra_directives: extra },
+      queue: { grid, plugin, submit_dir: path.join(dir, grid), capabilities: '{"cpu": 1, "memory": 1000, "time": 60}', lease_seconds: 30, extra_directives: extra },
       system: { pilot: '/bin/true' },
       mon: { url: 'http://mon.test.invalid:8581' },
     },
-  }), { logger: nullLogger, lostGraceMs: 0 });
+  }), { logger: nullLogger, lostGraceMs: 0, env: { ...process.env, ...(plugin === 'sge' ? sgeEnv() : {}) } as Record<string, string> });
   daemons.push(d);
   return d;
 };
@@ -107,3 +115,24 @@ test('a held Slurm job: Slurm\'s reason in task.batch_reason and in firn why; an
   const refused = await firn(['why', `t${ds2.all[0]!}`], env);
   expect(refused.out).toMatch(/why: its batch submission failed 1 time\(s\), last: .*Invalid feature specification/);
 }, 180_000);
+
+test('an SGE job its scheduler cannot place: SGE\'s scheduling info in task.batch_reason and in firn why', async () => {
+  if (!sgeAvailable) return;
+  const d = await open(`why-sge-${process.pid}`, '-l arch=sparc64', 'sge');
+  const ds = await seedDataset(t.db, { jobs: 2, grids: [d.grid], tasks: [{ name: 'sim', req: { cpu: 1, memory: 100, time: 10 } }] });
+  expect(await d.runCycle()).toMatchObject({ errors: [], submitted: 2 });
+  const rows = (await t.db('task').whereIn('id', ds.all).orderBy('id')) as Array<{ id: number; status: string; batch_id: string }>;
+  expect(rows.map((r) => r.status)).toEqual(['QUEUED', 'QUEUED']);
+  sgeIds.push(...rows.map((r) => r.batch_id));
+  // the plugin's own -l (time, memory) joins the site's in SGE's words
+  const because = '(-l arch=sparc64,h_rt=600,mem_free=100M) cannot run at host "localhost" because it offers only hl:arch=lx-amd64';
+  await waitUntil(async () => {
+    await d.runCycle();
+    const reasons = (await t.db('task').whereIn('id', ds.all).pluck('batch_reason')) as Array<string | null>;
+    return reasons.every((r) => r === because);
+  }, 30_000, 'SGE\'s scheduling info on both tasks', 500);
+  const env = { FIRN_CONFIG_DIR: path.join(dir, 'cfg-sge'), HOME: dir };
+  expect((await firn(['login', tray.url, '-u', 'viewer'], env, 'viewer-password\n')).code).toBe(0);
+  const counted = await firn(['why', String(ds.datasetId)], env);
+  expect(counted.out).toContain(`2 QUEUED: in grid why-sge-${process.pid}'s batch queue; the batch system says: ${because}`);
+}, 120_000);

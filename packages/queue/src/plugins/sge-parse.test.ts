@@ -5,6 +5,7 @@ import {
   parseSgeQstatTable,
   parseSgeQstatXml,
   parseSgeQsubOutput,
+  parseSgeSchedulingInfo,
   qacctStatuses,
   sgeJobStatuses,
   sgeState,
@@ -189,5 +190,24 @@ describe('qacct', () => {
     expect(isSgeUnknownJob(sge('qdel-unknown').stdout)).toBe(true);
     expect(isSgeUnknownJob(sge('qstat-j-unknown').stderr)).toBe(true);
     expect(isSgeUnknownJob('error: commlib error: got select error (Connection refused)')).toBe(false);
+  });
+});
+
+describe('parseSgeSchedulingInfo', () => {
+  it('reads why each pending job waits (qstat -j on real SGE 8.1.9: a hold, an unsatisfiable -l, an array)', () => {
+    const info = parseSgeSchedulingInfo(sge('qstat-j-pending').stdout);
+    expect(Object.fromEntries(info)).toEqual({
+      7: 'Job is in hold state',
+      8: '(-l arch=sparc64) cannot run at host "localhost" because it offers only hl:arch=lx-amd64',
+      9: '(-l arch=sparc64) cannot run at host "localhost" because it offers only hl:arch=lx-amd64',
+    });
+    expect(Object.fromEntries(parseSgeSchedulingInfo(sge('qstat-j-excluded-host').stdout))).toEqual({
+      52: '(-l hostname=!localhost&!localhost.*) cannot run in queue "all.q@localhost" because it offers only qf:hostname=localhost',
+    });
+  });
+  it('joins continuation lines; a scheduler without job info gives nothing', () => {
+    const text = 'job_number:                 3\nscheduling info:            queue instance "a.q@h1" dropped because it is full\n                            queue instance "a.q@h2" dropped because it is disabled\n';
+    expect(parseSgeSchedulingInfo(text).get('3')).toBe('queue instance "a.q@h1" dropped because it is full; queue instance "a.q@h2" dropped because it is disabled');
+    expect(parseSgeSchedulingInfo('job_number:                 4\nscheduling info:            (Collecting of scheduler job information is turned off)\n').size).toBe(0);
   });
 });

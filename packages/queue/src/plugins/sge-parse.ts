@@ -204,3 +204,50 @@ export function sgeQstatJKnown(code: number | null, stdout: string, stderr: stri
 export function isSgeUnknownJob(text: string): boolean {
   return /does not exist|do not exist|job id \S+ not found/i.test(text);
 }
+
+/** What `qstat -j` says when the scheduler keeps no per-job information (`schedd_job_info false`). */
+const SGE_NO_JOB_INFO = /collecting of scheduler job information is turned off/i;
+
+/**
+ * `qstat -j <ids>` (pure): the `scheduling info:` of each job — why SGE's scheduler does not
+ * start it (`(-l arch=sparc64) cannot run at host "localhost" because it offers only
+ * hl:arch=lx-amd64`, `Job is in hold state`; test/fixtures/sge/qstat-j-pending) — keyed by job
+ * number, its messages (continuation lines included) joined with `; `. Jobs without one, and a
+ * scheduler that collects none, are left out.
+ */
+export function parseSgeSchedulingInfo(stdout: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let job: string | null = null;
+  let info: string[] | null = null;
+  const flush = () => {
+    if (job !== null && info && info.length) out.set(job, info.join('; '));
+    info = null;
+  };
+  for (const line of stdout.split('\n')) {
+    if (/^=+\s*$/.test(line)) {
+      flush();
+      job = null;
+      continue;
+    }
+    const number = /^job_number:\s+(\d+)\s*$/.exec(line);
+    if (number) {
+      flush();
+      job = number[1]!;
+      continue;
+    }
+    const start = /^scheduling info:\s*(.*)$/.exec(line);
+    if (start) {
+      info = [];
+      const text = start[1]!.trim();
+      if (text && !SGE_NO_JOB_INFO.test(text)) info.push(text);
+      continue;
+    }
+    // continuation lines are indented; any other `key: value` line ends the block
+    if (info && /^\s{2,}\S/.test(line)) {
+      const text = line.trim();
+      if (!SGE_NO_JOB_INFO.test(text) && !info.includes(text)) info.push(text);
+    } else if (info && line.trim()) flush();
+  }
+  flush();
+  return out;
+}

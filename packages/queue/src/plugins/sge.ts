@@ -44,7 +44,7 @@ import {
   type SubmitBatch,
   type SubmitResult,
 } from './plugin';
-import { isSgeUnknownJob, parseQacct, sgeQstatJKnown, parseSgeQstatXml, parseSgeQsubOutput, qacctStatuses, sgeJobStatuses } from './sge-parse';
+import { isSgeUnknownJob, parseQacct, parseSgeSchedulingInfo, sgeQstatJKnown, parseSgeQstatXml, parseSgeQsubOutput, qacctStatuses, sgeJobStatuses } from './sge-parse';
 import {
   batchRequirements,
   checkTasks,
@@ -56,6 +56,9 @@ import {
   resolveOptions,
   type ResolvedOptions,
 } from './submit-script';
+
+/** Most pending SGE jobs whose scheduling info one status check asks for. */
+export const SGE_PENDING_INFO_MAX = 100;
 
 const ID_CHUNK = 200;
 
@@ -245,7 +248,26 @@ export class SgePlugin implements BatchPlugin {
       const taskId = s.name ? sgeTaskId(s.name, id, this.prefix, true) : null;
       if (taskId !== null) result.set(id, { ...s, name: jobNameFor(taskId) });
     }
+    await this.addSchedulingInfo(result);
     return result;
+  }
+
+  /**
+   * Why pending jobs wait, in the scheduler's words: one `qstat -j` of up to SGE_PENDING_INFO_MAX
+   * pending jobs per status check (its `scheduling info:`; arrays share their job's), set as the
+   * status's reason (firn-queue records it as task.batch_reason). A failed call costs nothing but the reasons.
+   */
+  private async addSchedulingInfo(result: Map<string, BatchJobStatus>): Promise<void> {
+    const jobOf = (id: string) => id.split('.')[0] as string;
+    const pending = [...new Set([...result.values()].filter((s) => s.state === BatchState.QUEUED).map((s) => jobOf(s.batchId)))].slice(0, SGE_PENDING_INFO_MAX);
+    if (pending.length === 0) return;
+    const r = await runTool(this.executor, this.options.binDir, 'qstat', ['-j', pending.join(',')]).catch(() => null);
+    if (!r) return;
+    const info = parseSgeSchedulingInfo(r.stdout);
+    for (const [id, s] of result) {
+      const why = s.state === BatchState.QUEUED ? info.get(jobOf(id)) : undefined;
+      if (why) result.set(id, { ...s, reason: why });
+    }
   }
 
   async remove(batchIds: string[]): Promise<void> {

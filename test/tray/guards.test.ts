@@ -101,7 +101,8 @@ describe.each(DB_KINDS)('firn-tray guards on %s', (kind) => {
     // an admin's other job changes are still refused
     expect((await failure(admin.call('job.suspend', { dataset_id: id, job_index: 0 }))).code).toBe(-32009);
     await expect(admin.call('job.reset', { dataset_id: id, job_index: 0, reason: 'one more try' })).resolves.toMatchObject({ changed: 1, waiting: 1 });
-    expect(await t.db('task').where({ job_id: job0.id }).first()).toMatchObject({ status: 'WAITING', failures: 0 });
+    // a person's reset keeps the failure counters (tray control.ts RESET_COUNTERS, docs/production-manager.md)
+    expect(await t.db('task').where({ job_id: job0.id }).first()).toMatchObject({ status: 'WAITING', failures: 5 });
     // the job brought back makes the dataset schedulable again, with a history row
     expect((await t.db('dataset').where({ id }).first()).status).toBe('PROCESSING');
     expect(await t.db('history').where({ entity: 'dataset', entity_id: id, action: 'reset' }).select('from_status', 'to_status')).toEqual([{ from_status: 'OBSOLETE', to_status: 'PROCESSING' }]);

@@ -193,7 +193,7 @@ describe.each(DB_KINDS)('firn-tray over HTTPS on %s', (kind) => {
     const r = await mgr.call('job.reset', { dataset_id: id, job_index: 1, requirements: { memory: 4000, time: 30 }, reason: 'more memory' });
     expect(r).toMatchObject({ dataset_id: id, job_index: 1, status: 'PROCESSING', changed: 1, waiting: 1, idle: 0 });
     const row = await t.db('task').where({ id: gen }).first();
-    expect(row).toMatchObject({ status: 'WAITING', req_memory: 4000, req_time: 30, failures: 0 });
+    expect(row).toMatchObject({ status: 'WAITING', req_memory: 4000, req_time: 30, failures: 5 }); // counters kept
     const others = await t.db('task').where({ dataset_id: id }).whereNot({ id: gen }).where({ req_memory: 4000 });
     expect(others).toHaveLength(0);
     const h = await t.db('history').where({ entity: 'job', entity_id: job1.job.id, action: 'reset' }).first();

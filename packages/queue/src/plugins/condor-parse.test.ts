@@ -10,6 +10,7 @@ import {
   condorStatus,
   isCondorUnknownJob,
   parseCondorAf,
+  parseCondorAnalyze,
   parseCondorSubmit,
 } from './condor-parse';
 import { fixtureTranscript, parseTranscript, transcriptEntry } from './fake-executor';
@@ -98,5 +99,17 @@ describe('condor_rm and helpers', () => {
     expect(() => condorIdConstraint(['12'])).toThrow(/not an HTCondor job id/);
     expect(classAdString('grid "a"\\b')).toBe('"grid \\"a\\"\\\\b"');
     expect(() => classAdString('a\nb')).toThrow();
+  });
+});
+
+describe('parseCondorAnalyze', () => {
+  const A = fixtureTranscript('condor', 'analyze.txt');
+  it('says why idle jobs wait: the run analysis summary and the conditions no slot matches', () => {
+    expect(Object.fromEntries(parseCondorAnalyze(transcriptEntry(A, 'condor_q -better-analyze 40.0 41.0').output))).toEqual({
+      '40.0': '0 of 10 machines can run it (10 rejected by its requirements); no slot matches TARGET.GPUs >= RequestGPUs',
+      '41.0': '0 of 10 machines can run it (10 rejected by its requirements); no slot matches TARGET.Memory >= RequestMemory',
+    });
+    expect(parseCondorAnalyze(transcriptEntry(A, 'condor_q -better-analyze 42.0').output).get('42.0')).toBe('0 of 10 machines can run it (10 match but are serving other users)');
+    expect(parseCondorAnalyze('nonsense\n').size).toBe(0);
   });
 });

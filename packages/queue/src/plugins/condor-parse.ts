@@ -135,3 +135,66 @@ export function condorIdConstraint(ids: readonly string[]): string {
     .map(([c, procs]) => `(ClusterId == ${c} && (${procs.map((p) => `ProcId == ${p}`).join(' || ')}))`)
     .join(' || ');
 }
+
+/** `123.000` → `123.0` (condor_q -better-analyze pads the proc id; Firn's batch ids do not). */
+function condorJobId(text: string): string | null {
+  const m = /^(\d+)\.(\d+)$/.exec(text);
+  return m ? `${m[1]}.${Number(m[2])}` : null;
+}
+
+/**
+ * `condor_q -better-analyze <ids>` (pure): per job, why it is idle, from its run analysis summary
+ * ("Of 10 machines, 10 are rejected by your job's requirements … 0 are able to run your job") and
+ * the requirement conditions no slot matches (the `Slots Matched` table's zeros), e.g.
+ * `0 of 10 machines can run it (10 rejected by its requirements); no slot matches TARGET.GPUs >= RequestGPUs`.
+ * Keyed by batch id (`40.0`). test/fixtures/condor/analyze.txt (documented format).
+ */
+export function parseCondorAnalyze(stdout: string): Map<string, string> {
+  const zero = new Map<string, string[]>();
+  const summary = new Map<string, { of: number; counts: Array<[number, string]> }>();
+  let tableJob: string | null = null;
+  let summaryJob: string | null = null;
+  for (const raw of stdout.split('\n')) {
+    const line = raw.trimEnd();
+    const reduces = /^The Requirements expression for job (\d+\.\d+) reduces to these conditions:/.exec(line);
+    if (reduces) {
+      tableJob = condorJobId(reduces[1]!);
+      summaryJob = null;
+      continue;
+    }
+    const head = /^(\d+\.\d+):\s+Run analysis summary.*Of (\d+) machines,?/.exec(line);
+    if (head) {
+      summaryJob = condorJobId(head[1]!);
+      tableJob = null;
+      if (summaryJob) summary.set(summaryJob, { of: Number(head[2]), counts: [] });
+      continue;
+    }
+    const step = /^\[\d+\]\s+(\d+)\s+(.+)$/.exec(line);
+    if (step && tableJob) {
+      if (Number(step[1]) === 0) zero.set(tableJob, [...(zero.get(tableJob) ?? []), step[2]!.trim()]);
+      continue;
+    }
+    const count = /^\s+(\d+)\s+(.+)$/.exec(line);
+    if (count && summaryJob) {
+      summary.get(summaryJob)!.counts.push([Number(count[1]), count[2]!.trim()]);
+      continue;
+    }
+    if (line.trim() === '') summaryJob = null;
+  }
+  const out = new Map<string, string>();
+  for (const id of new Set([...summary.keys(), ...zero.keys()])) {
+    const s = summary.get(id);
+    const parts: string[] = [];
+    if (s) {
+      const able = s.counts.find(([, what]) => /are able to run your job/.test(what))?.[0];
+      const blockers = s.counts
+        .filter(([n, what]) => n > 0 && !/are able to run your job/.test(what))
+        .map(([n, what]) => `${n} ${what.replace(/^are /, '').replace(/your job's/g, 'its').replace(/your jobs?/g, 'it')}`);
+      parts.push(`${able ?? 0} of ${s.of} machines can run it${blockers.length ? ` (${blockers.join(', ')})` : ''}`);
+    }
+    const z = zero.get(id);
+    if (z?.length) parts.push(`no slot matches ${z.join(' and ')}`);
+    out.set(id, parts.join('; '));
+  }
+  return out;
+}

@@ -151,6 +151,15 @@ describe('CondorPlugin.submit', () => {
 });
 
 describe('CondorPlugin.checkJobStatus', () => {
+  it('asks condor_q -better-analyze why idle jobs wait (at most CONDOR_ANALYZE_MAX), and keeps a held job\'s own reason', async () => {
+    const analyze = parseTranscript(fixtureTranscript('condor', 'analyze.txt'))[0]!;
+    const listing = { command: '', code: 0, output: '40.0\t1\tundefined\tundefined\tundefined\tfirn-401\tundefined\tundefined\n41.0\t1\tundefined\tundefined\tundefined\tfirn-402\tundefined\tundefined\n' };
+    const ex = new FakeExecutor().on('condor_q', ['40.0', '41.0', ...AF], asStdout(listing)).on('condor_q', ['-better-analyze', '40.0', '41.0'], asStdout(analyze));
+    const got = await new CondorPlugin(ex, options()).checkJobStatus(['40.0', '41.0']);
+    expect(got.get('40.0')).toMatchObject({ state: 'QUEUED', reason: '0 of 10 machines can run it (10 rejected by its requirements); no slot matches TARGET.GPUs >= RequestGPUs' });
+    expect(got.get('41.0')?.reason).toContain('TARGET.Memory >= RequestMemory');
+    expect(ex.callsOf('condor_q').map((c) => c.args[0])).toEqual(['40.0', '-better-analyze']);
+  });
   it('asks condor_q, then condor_history for jobs that left the queue', async () => {
     const ids = ['12.0', '12.1', '12.2', '12.3', '12.4', '12.5', '12.6', '12.7', '12.8', '99.0', '11.0', '11.1', '11.2'];
     const ex = new FakeExecutor().on('condor_q', [...ids, ...AF], asStdout(qT[0]!)).on('condor_history', undefined, asStdout(historyT[0]!));

@@ -27,10 +27,11 @@ import path from 'node:path';
 import { BatchSystemError, ValidationError, type Executor } from '@firn/core';
 import { answerOf, confirmJobStatuses } from './confirm-lost';
 import { chunked, cleanQueue, firstLine, runTool, toolError } from './batch-command';
-import { CONDOR_ATTRS, classAdString, condorIdConstraint, condorStatus, isCondorUnknownJob, parseCondorAf, parseCondorSubmit } from './condor-parse';
+import { CONDOR_ATTRS, classAdString, condorIdConstraint, condorStatus, isCondorUnknownJob, parseCondorAf, parseCondorAnalyze, parseCondorSubmit } from './condor-parse';
 import {
   jobNameFor,
   taskIdFromJobName,
+  BatchState,
   type BatchJobStatus,
   type BatchPlugin,
   type ListedJob,
@@ -39,6 +40,9 @@ import {
   type SubmitResult,
 } from './plugin';
 import { batchRequirements, checkTasks, excludableHosts, renderPilotScript, renderTaskMap, resolveOptions, type ResolvedOptions } from './submit-script';
+
+/** Most idle HTCondor jobs one status check analyses (condor_q -better-analyze). */
+export const CONDOR_ANALYZE_MAX = 10;
 
 const ID_CHUNK = 200;
 
@@ -173,7 +177,7 @@ export class CondorPlugin implements BatchPlugin {
     const wanted = [...new Set(batchIds)];
     for (const id of wanted) if (!/^\d+\.\d+$/.test(id)) throw new ValidationError(`not an HTCondor job id: ${JSON.stringify(id)}`);
     // condor_q with the ids is the listing and the look-up by id in one; then condor_history
-    return confirmJobStatuses(wanted, {
+    const result = await confirmJobStatuses(wanted, {
       list: async (ids) => {
         const found: BatchJobStatus[] = [];
         for (const part of chunked(ids, ID_CHUNK)) {
@@ -198,6 +202,31 @@ export class CondorPlugin implements BatchPlugin {
         return answerOf(found, unanswered);
       },
     });
+    await this.addAnalysis(result);
+    return result;
+  }
+
+  /**
+   * Why idle jobs wait, in HTCondor's words: one `condor_q -better-analyze` of up to
+   * CONDOR_ANALYZE_MAX idle jobs per status check (the analysis is costly for the schedd), its
+   * summary set as their reason (firn-queue records it as task.batch_reason). A failure costs
+   * only the reasons.
+   */
+  private async addAnalysis(result: Map<string, BatchJobStatus>): Promise<void> {
+    const idle = [...result.values()].filter((s) => s.state === BatchState.QUEUED && !s.reason).map((s) => s.batchId).slice(0, CONDOR_ANALYZE_MAX);
+    if (idle.length === 0) return;
+    let stdout: string;
+    try {
+      const r = await runTool(this.executor, this.options.binDir, 'condor_q', ['-better-analyze', ...idle]);
+      if (r.code !== 0) return;
+      stdout = r.stdout;
+    } catch {
+      return;
+    }
+    for (const [id, why] of parseCondorAnalyze(stdout)) {
+      const s = result.get(id);
+      if (s && s.state === BatchState.QUEUED && why) result.set(id, { ...s, reason: why });
+    }
   }
 
   async remove(batchIds: string[]): Promise<void> {

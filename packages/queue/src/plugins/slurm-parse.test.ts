@@ -269,3 +269,14 @@ describe('the grid comment (%k) and node names', () => {
     expect(slurm('sbatch-exclude-every-node').stderr).toContain('Requested node configuration is not available');
   });
 });
+
+describe('pending reasons (squeue %r)', () => {
+  it('keeps Slurm\'s own reason of each pending job (captured: held, begin time, dependency)', () => {
+    const jobs = parseSqueue(fixtureCase('slurm', 'squeue-fmt-pending-reasons').stdout);
+    expect(jobs.map((j) => [j.batchId, j.state, j.reason])).toEqual([
+      ['365', 'QUEUED', 'BeginTime'],
+      ['366', 'QUEUED', 'Dependency'],
+      ['364', 'QUEUED', 'JobHeldUser'],
+    ]);
+  });
+});

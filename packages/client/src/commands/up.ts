@@ -51,6 +51,8 @@ export function register(program: Command): void {
       }
       const say = (s: string) => process.stdout.write(s);
       say(`firn up: data in ${dataDir}\n  tray (firn CLI): ${suite.trayUrl}\n  web monitor:     ${suite.monUrl}/\n`);
+      const defaults = String((suite.config.tray as { default_grids?: unknown }).default_grids ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+      if (defaults.length) say(`  grid:            ${defaults.join(', ')} (datasets submitted without --grid are assigned it)\n`);
       if (suite.firstAdmin) {
         say(`\nfirst admin created — shown only this once:\n  username: ${suite.firstAdmin.username}\n  password: ${suite.firstAdmin.password}\n` +
           `log in with: firn login ${suite.trayUrl} --username ${suite.firstAdmin.username}\n\n`);

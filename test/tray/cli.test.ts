@@ -87,9 +87,9 @@ describe('the firn CLI against firn-tray (HTTPS, SQLite)', () => {
 
   it('submit, ls, status (bars and --json), config', async () => {
     const s = await firn(mgrEnv, ['submit', example('dag-gpu'), '--jobs', '3', '--priority', '2', '-d', 'dag via cli']);
-    expect([s.code, s.out.trim()]).toEqual([0, 'submitted dataset 1: 3 jobs, 9 tasks']);
+    expect([s.code, s.out.trim()]).toEqual([0, 'submitted dataset 1: 3 jobs, 9 tasks; grids: (none)\nwarning: /params/grids: no grid exists: nothing runs until one is added (grid.add) and assigned (dataset.add_grid)']);
     const j = await firn(mgrEnv, ['--json', 'submit', example('simulation'), '--jobs', '2']);
-    expect(JSON.parse(j.out)).toEqual({ dataset_id: 2, jobs: 2, tasks: 2 });
+    expect(JSON.parse(j.out)).toEqual({ dataset_id: 2, jobs: 2, tasks: 2, grids: [], warnings: [{ path: '/params/grids', message: expect.stringContaining('no grid exists') }] });
     const ls = await firn(mgrEnv, ['ls']);
     expect(ls.out.split('\n')[0]).toMatch(/^ID +STATUS +PRIO +TYPE +JOBS/);
     expect(ls.out).toMatch(/\n2 +PROCESSING +0 +simulation +2 +1 +mgr/);

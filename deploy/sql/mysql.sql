@@ -233,7 +233,6 @@ CREATE TABLE `task` (
   KEY `task_status_dataset_idx` (`status`,`dataset_id`),
   KEY `task_dataset_status_idx` (`dataset_id`,`status`),
   KEY `task_grid_status_idx` (`grid_id`,`status`),
-  KEY `task_transition_token_idx` (`transition_token`),
   KEY `task_dataset_grid_status_idx` (`dataset_id`,`grid_id`,`status`),
   CONSTRAINT `task_dataset_id_foreign` FOREIGN KEY (`dataset_id`) REFERENCES `dataset` (`id`) ON DELETE CASCADE,
   CONSTRAINT `task_grid_id_foreign` FOREIGN KEY (`grid_id`) REFERENCES `grid` (`id`),
@@ -368,6 +367,7 @@ INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0002_
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0003_history_flow_index', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0004_task_flow', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0005_task_attempt', 1, CURRENT_TIMESTAMP);
+INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0006_transition_token_unindexed', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations` (`name`, `batch`, `migration_time`) VALUES ('0007_task_batch_reason', 1, CURRENT_TIMESTAMP);
 INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) VALUES (1, 0);
 SET FOREIGN_KEY_CHECKS = 1;

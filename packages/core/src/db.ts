@@ -7,6 +7,7 @@ import * as m0002 from './migrations/0002_web_indexes';
 import * as m0003 from './migrations/0003_history_flow_index';
 import * as m0004 from './migrations/0004_task_flow';
 import * as m0005 from './migrations/0005_task_attempt';
+import * as m0006 from './migrations/0006_transition_token_unindexed';
 import * as m0007 from './migrations/0007_task_batch_reason';
 
 export type Db = Knex;
@@ -20,6 +21,7 @@ const MIGRATIONS: ReadonlyArray<[string, { up(k: Knex): Promise<void> }]> = [
   ['0003_history_flow_index', m0003],
   ['0004_task_flow', m0004],
   ['0005_task_attempt', m0005],
+  ['0006_transition_token_unindexed', m0006],
   ['0007_task_batch_reason', m0007],
 ];
 

@@ -249,6 +249,13 @@ describe('as processes: status --watch and a second firn up', () => {
         await db.destroy();
       }
     }));
+    // firn up serves the queue's, dh's and the task series on its mon port
+    const monUrl = /web monitor: +(http:\/\/\S+?)\/?\n/.exec(first.out)![1]!;
+    await waitUntil(async () => /^firn_queue_cycles_total\{grid="local"\} [1-9]/m.test(await (await fetch(`${monUrl}/metrics`)).text()), 30_000, 'a queue cycle in firn up\'s /metrics');
+    const metrics = await (await fetch(`${monUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^# TYPE firn_tasks gauge$/m);
+    expect(metrics).toMatch(/^# TYPE firn_grid_tasks gauge$/m);
+    expect(metrics).toMatch(/^firn_dh_cycle_duration_seconds_count\{cycle="rollup"\} [1-9]/m);
     const before = await grids();
     const second = spawnFirn(['up', '--data', data, '--tray-port', '0', '--mon-port', '0', '--concurrency', '7']);
     await waitUntil(() => second.code !== null, 30_000, 'second firn up to exit');

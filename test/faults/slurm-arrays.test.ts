@@ -6,19 +6,22 @@
  * out the last pending element of such an array (test/fixtures/slurm/squeue-stepped-array-*),
  * and a queue that took the listing as the last word evicted that task. On this Slurm
  * (22.05.8) the element is left out while no element of the array has started yet (a held
- * array, or one waiting for a full node; once elements start, the rest are listed), so the test
- * first fills the node with an exclusive job of its own for 25 s: the dataset's first array
- * waits, all pending, longer than the queue's lost grace (10 s), and the test checks that the
- * listing really left an element out. Asserted: every task OK, no EVICTED transition in
- * history (max_evictions 0 would fail the dataset at once), each task's module ran once
+ * array, or one waiting for a full node; once elements start, the rest are listed). So every
+ * job is held as it is submitted (the queue's PATH starts with an `sbatch` that adds `--hold`
+ * and runs the real one, as a site admin's hold would) and the test releases each array once
+ * it has been held HOLD_MS, longer than the queue's lost grace (10 s); it checks that the
+ * listing really left an element out meanwhile. Asserted: every task OK, no EVICTED transition
+ * in history (max_evictions 0 would fail the dataset at once), each task's module ran once
  * (ledger), stepped arrays were submitted, statistics exact.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { E2eSuite, PILOT_BUNDLE, startService } from '../e2e/harness';
 
 const JOBS = 20;
+const HOLD_MS = 14_000;
 const NAMES = ['gen', 'sim', 'det'];
 
 function dataset(ledger: string): Record<string, unknown> {
@@ -40,7 +43,8 @@ function dataset(ledger: string): Record<string, unknown> {
 
 let available = true;
 let s: E2eSuite | undefined;
-let blocker: string | null = null;
+let stopReleasing = false;
+let wrap = '';
 
 function squeueIds(args: string[]): string[] {
   const r = spawnSync('squeue', ['--noheader', '--array', '--states=all', '--format=%i|%T', ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -52,6 +56,9 @@ beforeAll(async () => {
     available = false;
     return;
   }
+  wrap = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-sbatch-hold-'));
+  const real = spawnSync('sh', ['-c', 'command -v sbatch'], { encoding: 'utf8' }).stdout.trim();
+  fs.writeFileSync(path.join(wrap, 'sbatch'), `#!/bin/sh\nexec ${real} --hold "$@"\n`, { mode: 0o755 });
   s = await E2eSuite.create({
     name: 'slurm-arrays',
     randomTaskIds: true,
@@ -59,26 +66,42 @@ beforeAll(async () => {
       plugin: 'slurm',
       pilot: `${process.execPath} ${PILOT_BUNDLE}`,
       extra: { max_queued: 20, capabilities: JSON.stringify({ cpu: 2, gpu: 0, memory: 2000, disk: 10_000, time: 60 }) },
+      env: { PATH: `${wrap}:${process.env.PATH ?? '/usr/bin:/bin'}` },
     },
   });
   await s.guard(() => s!.startAll());
 }, 120_000);
 afterAll(async () => {
-  if (blocker) spawnSync('scancel', [blocker], { timeout: 30_000 });
+  stopReleasing = true;
   await s?.close();
+  if (wrap) fs.rmSync(wrap, { recursive: true, force: true });
 }, 60_000);
+
+/** Release each array job of the dataset once it has been held HOLD_MS (until stopped). */
+async function releaseHeldJobs(suite: E2eSuite, datasetId: number): Promise<void> {
+  const seen = new Map<string, number>();
+  while (!stopReleasing) {
+    const ids = (await suite.db.db('task').distinct('batch_id').where({ dataset_id: datasetId, status: 'QUEUED' }).whereNotNull('batch_id')) as Array<{ batch_id: string }>;
+    for (const { batch_id } of ids) {
+      const job = batch_id.split('_')[0]!;
+      const first = seen.get(job);
+      if (first === undefined) seen.set(job, Date.now());
+      else if (first > 0 && Date.now() - first >= HOLD_MS) {
+        spawnSync('scontrol', ['release', job], { timeout: 30_000 });
+        seen.set(job, 0);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 test('a 20-job DAG in stepped arrays: every task OK, 0 evictions, each task run once', async () => {
   if (!available || !s) return;
   const suite = s;
   await suite.guard(async () => {
     const ledger = path.join(suite.dir, 'ledger');
-    // a full node: the first array waits with none of its elements started
-    const b = spawnSync('sbatch', ['--parsable', '--exclusive', '-J', 'faults-node-filler', '--output=/dev/null', '--wrap', 'sleep 25'], { encoding: 'utf8', timeout: 30_000 });
-    expect(b.status).toBe(0);
-    blocker = b.stdout.trim().split(';')[0]!;
-    await suite.waitFor(() => spawnSync('squeue', ['--noheader', '--jobs', blocker!, '--format=%T'], { encoding: 'utf8' }).stdout.trim() === 'RUNNING', 90_000, 'the node filler to run');
     const { dataset_id } = await suite.submit(dataset(ledger), JOBS);
+    const releasing = releaseHeldJobs(suite, dataset_id);
     // the case itself: a queued element the listing leaves out, which a look-up by id finds
     const omitted = await suite.waitFor(async () => {
       const queued = (await suite.db.db('task').pluck('batch_id').where({ dataset_id, status: 'QUEUED' }).whereNotNull('batch_id')) as string[];
@@ -86,9 +109,12 @@ test('a 20-job DAG in stepped arrays: every task OK, 0 evictions, each task run 
       const listed = new Set(squeueIds(['--me']));
       const missing = queued.filter((id) => !listed.has(id));
       return missing.length > 0 && squeueIds([`--jobs=${missing.join(',')}`]).length === missing.length ? missing : null;
-    }, 30_000, 'squeue --array to leave out a pending element of a stepped array');
+    }, 30_000, 'squeue --array to leave out a pending element of a held stepped array (Slurm 22.05.8 does)');
     // max_evictions 0: an eviction would fail the task (and the dataset) at once
-    const st = await suite.waitForDataset(dataset_id, ['COMPLETE'], 200_000);
+    const st = await suite.waitForDataset(dataset_id, ['COMPLETE'], 200_000).finally(() => {
+      stopReleasing = true;
+    });
+    await releasing;
     expect(Object.fromEntries(Object.entries(st.tasks).filter(([, n]) => n > 0))).toEqual({ OK: 3 * JOBS });
     expect(await suite.db.db('history').where({ entity: 'task', dataset_id, to_status: 'EVICTED' })).toEqual([]);
     const tasks = (await suite.db.db('task').select('id', 'batch_id', 'evictions', 'failures').where('dataset_id', dataset_id).orderBy('id')) as Array<{ id: number; batch_id: string; evictions: number; failures: number }>;
@@ -108,6 +134,6 @@ test('a 20-job DAG in stepped arrays: every task OK, 0 evictions, each task run 
     expect(runs).toEqual(tasks.flatMap((t) => Array(1 + Number(t.failures)).fill(`run ${dataset_id} ${t.id}`)).sort());
     const stats = (await suite.db.db('dataset_stat').select('name', 'n', 'sum').where('dataset_id', dataset_id).whereIn('name', NAMES).orderBy('name')) as Array<{ name: string; n: number; sum: number }>;
     expect(stats.map((r) => [r.name, Number(r.n), Number(r.sum)])).toEqual(['det', 'gen', 'sim'].map((n) => [n, JOBS, (JOBS * (JOBS - 1)) / 2]));
-    console.log(`slurm-arrays: ${elements.size} array jobs, ${stepped.length} stepped (largest ${Math.max(...stepped.map((x) => x.length))} elements); squeue --array left out ${omitted.join(', ')} while the node was full`);
+    console.log(`slurm-arrays: ${elements.size} array jobs, ${stepped.length} stepped (largest ${Math.max(...stepped.map((x) => x.length))} elements); squeue --array left out ${omitted.join(', ')} while held`);
   });
 }, 240_000);

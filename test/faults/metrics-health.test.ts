@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,9 +108,19 @@ async function expected(db: Db): Promise<{ tasks: Map<string, number>; grids: Ma
   return { tasks, grids };
 }
 
-async function get(url: string): Promise<{ status: number; text: string }> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  return { status: r.status, text: await r.text() };
+/** GET without keep-alive (no socket outlives the test). */
+function get(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
+    req.on('error', reject);
+  });
 }
 
 /** Datasets and tasks in statuses no daemon cycle moves by itself (the queue's grid is disabled). */
@@ -180,7 +191,9 @@ describe('firn-queue and firn-dh /metrics and /healthz as processes on a private
       if (p.exitCode === null) {
         const exited = new Promise((r) => p.on('exit', r));
         p.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+        clearTimeout(timer);
         if (p.exitCode === null) p.kill('SIGKILL');
       }
     }

@@ -16,7 +16,7 @@ export interface MonSection {
 }
 export interface QueueSection {
   grid?: string; plugin: 'local' | 'slurm' | 'pbs' | 'sge' | 'condor'; schedule: string; max_queued: number;
-  max_submit_per_cycle: number; submit_dir?: string; lease_seconds: number; capabilities?: string; partition?: string;
+  max_submit_per_cycle: number; max_claim_per_cycle?: number; submit_dir?: string; lease_seconds: number; capabilities?: string; partition?: string;
   queue?: string; account?: string; extra_directives?: string; concurrency: number; pilot_reuse: number; pilot_idle_seconds: number; ssh_host?: string; ssh_port: number;
   ssh_user?: string; ssh_key?: string; ssh_timeout: number; ssh_known_hosts?: string; ssh_accept_unknown_hosts?: boolean;
   /** /metrics and /healthz (metrics-server.ts); unset: not served. */

@@ -147,7 +147,7 @@ export function queueSettings(cfg: FirnConfig): QueueSettings {
     schedule: q.schedule,
     maxQueued: q.max_queued,
     maxSubmitPerCycle: q.max_submit_per_cycle,
-    maxClaimPerCycle: (q as typeof q & { max_claim_per_cycle?: number }).max_claim_per_cycle ?? q.max_queued,
+    maxClaimPerCycle: q.max_claim_per_cycle ?? q.max_queued,
     leaseMs: q.lease_seconds * 1000,
     submitDir,
     capabilities,

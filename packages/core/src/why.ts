@@ -467,6 +467,18 @@ export async function whyTasks(db: DbOrTrx, datasetId: number, jobIndex: number 
     notOk.set(Number(g.task_rel_id), e);
   }
 
+  // groups share requirements: the grid-side verdict once per requirement set
+  const verdicts = new Map<string, { reasons: WhyReason[]; ready: () => WhyReason }>();
+  const verdictOf = (req: TaskRequirements) => {
+    const key = JSON.stringify(req);
+    let v = verdicts.get(key);
+    if (!v) {
+      let ready: WhyReason | undefined;
+      v = { reasons: gridReasons(req, grids, datasetId, now, silentMs), ready: () => (ready ??= readyReason(req, grids, now, silentMs)) };
+      verdicts.set(key, v);
+    }
+    return v;
+  };
   const out = new Map<string, CountedReason & { since?: number; until?: number }>();
   const add = (status: TaskStatus, n: number, r: WhyReason, times: { since?: number | null; until?: number | null } = {}) => {
     const key = `${status}\u0000${r.code}\u0000${r.message}`;
@@ -485,7 +497,7 @@ export async function whyTasks(db: DbOrTrx, datasetId: number, jobIndex: number 
       case TaskStatus.FAILED: add(g.status, n, { code: WhyCode.FAILED, message: 'failed for good (job.reset retries them)', data: {} }); break;
       case TaskStatus.SUSPENDED: add(g.status, n, { code: WhyCode.TASK_SUSPENDED, message: 'suspended by a person', data: {} }); break;
       case TaskStatus.IDLE: {
-        const never = gridReasons(req, grids, datasetId, now, silentMs).find((r) => NEVER.includes(r.code));
+        const never = verdictOf(req).reasons.find((r) => NEVER.includes(r.code));
         const deps = edges.filter((e) => Number(e.task_rel_id) === Number(g.task_rel_id)).map((e) => notOk.get(Number(e.depends_on_id))).filter((d): d is { name: string; n: number } => d !== undefined);
         add(g.status, n, {
           code: WhyCode.DEPENDENCIES,
@@ -497,11 +509,11 @@ export async function whyTasks(db: DbOrTrx, datasetId: number, jobIndex: number 
       case TaskStatus.WAITING: {
         const first = stopped
           ? { code: WhyCode.DATASET_SUSPENDED, message: `dataset ${datasetId} is ${ds.status}`, data: { status: ds.status } }
-          : gridReasons(req, grids, datasetId, now, silentMs)[0];
+          : verdictOf(req).reasons[0];
         if (first) add(g.status, n, first);
         else if (num(g.backoff) === 1) add(g.status, n, { code: WhyCode.BACKOFF, message: 'in retry backoff', data: {} }, { until: numOrNull(g.retry_max) });
         else if (num(g.submit_failed) === 1) add(g.status, n, { code: WhyCode.SUBMIT_FAILED, message: 'their batch submission failed (firn why tTASK shows the message)', data: {} });
-        else add(g.status, n, readyReason(req, grids, now, silentMs));
+        else add(g.status, n, verdictOf(req).ready());
         break;
       }
       case TaskStatus.QUEUEING: add(g.status, n, { code: WhyCode.CLAIMED, message: `claimed by grid ${g.grid ?? '?'}, being submitted`, data: { grid: g.grid } }, { since }); break;

@@ -81,7 +81,7 @@ describe('the firn-mon daemon', () => {
     const seeded = await seedDataset(tdb.db, 1);
     const task = seeded.tasks[0]!;
     const file = writeIni(dir, {
-      db: { url: tdb.url }, mon: { host: '127.0.0.1', port: 0, flush_ms: 100, web: true },
+      db: { url: tdb.url }, mon: { host: '127.0.0.1', port: 0, flush_ms: 100, web: true, anonymous_read: true },
       log: { format: 'json', level: 'info' }, system: { site_temp: 'file:///scratch/site-temp' },
     });
     const proc = spawn(process.execPath, [BIN, '--config', file], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -132,8 +132,9 @@ describe('the local plugin with long-lived firn-pilot workers, against a real fi
 
     const rows = (await t.db('task').select('id', 'status').where({ dataset_id: datasetId })) as Array<{ id: number; status: string }>;
     expect(rows.map((r) => r.status)).toEqual(Array(8).fill(TaskStatus.READYTOCOPY)); // firn-dh (not running here) takes it on
-    const { stats } = await api.call<{ stats: Record<string, { n: number; sum: number; min: number; max: number }> }>('dataset.stats', { dataset_id: datasetId });
-    expect(stats.events).toMatchObject({ n: 8, sum: [0, 1, 2, 3, 4, 5, 6, 7].reduce((a, j) => a + j * 10 + 1, 0), min: 1, max: 71 });
+    // every task's statistics reached mon (the dataset's totals take them when firn-dh moves the tasks to OK)
+    const events = ((await t.db('task_stat').select('value').where({ name: 'events' }).whereIn('task_id', rows.map((r) => r.id))) as Array<{ value: number }>).map((r) => Number(r.value));
+    expect(events.sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((j) => j * 10 + 1));
 
     const workers = new Set<string>();
     for (const c of claimed) {

@@ -294,7 +294,7 @@ describe.each(SYSTEMS)('firn-queue with $name', (sys) => {
       await waitUntil(() => recordsByTask(records).size === 2, 90_000, 'grid A\'s two pilots running', 250);
 
       // the other instance: a grid name with characters no job name may carry, the same task ids
-      b = await openQueueDaemon(config({ grid: `other grid/${process.pid}`, submit_dir: path.join(dir, 'submit-b') }, { dbUrl: t2.url, records: recordsB }), {
+      b = await openQueueDaemon(config({ grid: `other-grid.${process.pid}`, submit_dir: path.join(dir, 'submit-b') }, { dbUrl: t2.url, records: recordsB }), {
         logger: nullLogger, lostGraceMs: 0, env: { ...process.env, ...sys.env() },
       });
       const dsB = await seedDataset(t2.db, { jobs: 2, grids: [b.grid], tasks: [{ name: 'sim', req: { cpu: 1, memory: 100, time: 10 } }] });

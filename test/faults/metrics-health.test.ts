@@ -4,77 +4,19 @@
  * database, and /healthz answers 503 while that database is stopped and 200 once it is back.
  * The bounded query (the N most recent active datasets) is checked in-process on both databases.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, taskCounts, type Db } from '@firn/core';
 import { createTestDb, DB_KINDS, waitUntil, type TestDb } from '../helpers/db';
 import { insertDataset } from '../dh/fixtures';
+import { PrivateMariaDb, freePort } from '../helpers/private-mariadb';
 
 const REPO = path.resolve(__dirname, '../..');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-class PrivateMariaDb {
-  private proc: ChildProcess | null = null;
-  private constructor(readonly dir: string, readonly port: number) {}
-
-  static async create(): Promise<PrivateMariaDb> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-metrics-mariadb-'));
-    const m = new PrivateMariaDb(dir, await freePort());
-    const r = spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${path.join(dir, 'data')}`, `--user=${os.userInfo().username}`, '--auth-root-authentication-method=normal', '--skip-test-db'], { encoding: 'utf8', timeout: 120_000 });
-    if (r.status !== 0) throw new Error(`mariadb-install-db failed: ${r.stderr || r.stdout}`);
-    await m.start();
-    return m;
-  }
-
-  get url(): string {
-    return `mysql://root@127.0.0.1:${this.port}/firn_metrics`;
-  }
-
-  async start(): Promise<void> {
-    const log = fs.openSync(path.join(this.dir, 'mariadbd.log'), 'a');
-    this.proc = spawn('mariadbd', [
-      '--no-defaults', `--datadir=${path.join(this.dir, 'data')}`, `--port=${this.port}`, '--bind-address=127.0.0.1',
-      `--socket=${path.join(this.dir, 'sock')}`, `--pid-file=${path.join(this.dir, 'pid')}`, `--user=${os.userInfo().username}`,
-      '--innodb-buffer-pool-size=32M', '--skip-log-bin', '--max-connections=50',
-    ], { stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    await waitUntil(() => new Promise<boolean>((resolve) => {
-      const c = net.connect(this.port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    }), 60_000, 'private mariadbd to listen', 100);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((resolve) => p.on('exit', resolve));
-    p.kill('SIGTERM');
-    await exited;
-  }
-
-  async destroy(): Promise<void> {
-    await this.stop();
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 /** `firn_tasks{dataset,grid,status} n` lines of a scrape, as "dataset/grid/status" → n. */
 function parseGauge(text: string, name: string, labels: string[]): Map<string, number> {
@@ -167,7 +109,7 @@ describe('firn-queue and firn-dh /metrics and /healthz as processes on a private
     for (const pkg of ['queue', 'dh']) {
       if (!fs.existsSync(path.join(REPO, 'packages', pkg, 'dist', 'cli.js'))) throw new Error(`packages/${pkg}/dist is missing: run npx tsc --build`);
     }
-    server = await PrivateMariaDb.create();
+    server = await PrivateMariaDb.create({ database: 'firn_metrics', prefix: 'firn-metrics-mariadb-', bufferPool: '32M', maxConnections: 50 });
     db = await connect(server.url, { poolMax: 4 });
     await seed(db);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-metrics-'));

@@ -8,14 +8,12 @@
  *       again on the same port while tasks run: the pilots' final reports arrive afterwards,
  *       same outcome.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { connect } from '@firn/core';
-import { waitUntil, type TestDb } from '../helpers/db';
+import type { TestDb } from '../helpers/db';
 import { E2eSuite } from '../e2e/harness';
+import { PrivateMariaDb, freePort } from '../helpers/private-mariadb';
 
 const JOBS = 12;
 /** Each module run: one ledger line, a few seconds of work, two statistics. */
@@ -39,16 +37,6 @@ function dataset(ledger: string): Record<string, unknown> {
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function expectPerfectRun(s: E2eSuite, datasetId: number, ledger: string): Promise<void> {
   const st = await s.waitForDataset(datasetId, ['COMPLETE', 'ERRORS'], 240_000);
@@ -67,63 +55,13 @@ async function expectPerfectRun(s: E2eSuite, datasetId: number, ledger: string):
   expect(evictedOrFailed).toEqual([]);
 }
 
-/** A MariaDB server of this test's own: its datadir under a temp dir, its own port. */
-class PrivateMariaDb {
-  proc: ChildProcess | null = null;
-  constructor(readonly dir: string, readonly port: number) {}
-
-  static async create(): Promise<PrivateMariaDb> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-faults-mariadb-'));
-    const m = new PrivateMariaDb(dir, await freePort());
-    const user = os.userInfo().username;
-    const r = spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${path.join(dir, 'data')}`, `--user=${user}`, '--auth-root-authentication-method=normal', '--skip-test-db'], { encoding: 'utf8', timeout: 120_000 });
-    if (r.status !== 0) throw new Error(`mariadb-install-db failed: ${r.stderr || r.stdout}`);
-    await m.start();
-    return m;
-  }
-
-  get url(): string {
-    return `mysql://root@127.0.0.1:${this.port}/firn_faults`;
-  }
-
-  async start(): Promise<void> {
-    const log = fs.openSync(path.join(this.dir, 'mariadbd.log'), 'a');
-    this.proc = spawn('mariadbd', [
-      '--no-defaults', `--datadir=${path.join(this.dir, 'data')}`, `--port=${this.port}`, '--bind-address=127.0.0.1',
-      `--socket=${path.join(this.dir, 'sock')}`, `--pid-file=${path.join(this.dir, 'pid')}`, `--user=${os.userInfo().username}`,
-      '--innodb-buffer-pool-size=64M', '--skip-log-bin', '--max-connections=200',
-    ], { stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    await waitUntil(() => new Promise<boolean>((resolve) => {
-      const c = net.connect(this.port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    }), 60_000, 'private mariadbd to listen', 100);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((resolve) => p.on('exit', resolve));
-    p.kill('SIGTERM');
-    await exited;
-  }
-
-  async destroy(): Promise<void> {
-    await this.stop();
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 describe('(c) a database outage of 20 s', () => {
   let server: PrivateMariaDb;
   let s: E2eSuite;
   let ledger: string;
   beforeAll(async () => {
-    server = await PrivateMariaDb.create();
+    server = await PrivateMariaDb.create({ database: 'firn_faults', prefix: 'firn-faults-mariadb-', bufferPool: '64M', maxConnections: 200 });
     s = await E2eSuite.create({
       name: 'db-outage',
       queue: { plugin: 'local', extra: { concurrency: 6 } },

@@ -15,7 +15,7 @@
  * gpu is compared with the grid's gpu or 0, cpu/memory/disk/time only where the grid declares
  * them, and a task's site must name the grid or its `site` capability.
  */
-import { parseCapabilities, type GridCapabilities } from './claim';
+import { parseCapabilities, type ClaimedRequirements, type GridCapabilities } from './claim';
 import { now as nowMs, type DbOrTrx } from './db';
 import { NotFoundError } from './errors';
 import { listBlackholes, type BlackHole } from './nodes';
@@ -55,14 +55,8 @@ export const QUEUE_SILENT_MS = 5 * 60_000;
 /** Most (status, requirements, …) groups one job/dataset answer reads; beyond: `truncated`. */
 export const WHY_GROUPS_MAX = 10_000;
 
-export interface TaskRequirements {
-  cpu: number;
-  gpu: number;
-  memory: number;
-  disk: number;
-  time: number;
-  site: string | null;
-}
+/** A task's current requirements (task.req_*), as a claim reads them. */
+export type TaskRequirements = ClaimedRequirements;
 
 export type RequirementName = 'cpu' | 'gpu' | 'memory' | 'disk' | 'time' | 'site';
 

@@ -32,8 +32,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chunk, connect, type Db } from '@firn/core';
+import { connect, type Db } from '@firn/core';
 import { workerMain, type WorkerReport, type WorkerStart } from './workers/claim-worker';
+import { seedWaitingTasks } from './workers/seed-waiting';
 
 /** The checkout's root (where lerna.json is), from the sources or a bundle in bench/dist. */
 function repoRoot(): string {
@@ -46,32 +47,7 @@ function repoRoot(): string {
 const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** 100,000 WAITING tasks (one per job) of one PROCESSING dataset assigned to one grid, by multi-row inserts. */
-async function seed(db: Db, tasks: number): Promise<{ gridId: number; gridName: string }> {
-  const t = Date.now();
-  const gridName = 'bench-grid';
-  await db('grid').insert({ name: gridName, plugin: 'slurm', capabilities: '{}', status: 'enabled', created_at: t });
-  const gridId = Number(((await db('grid').where('name', gridName).first()) as { id: number }).id);
-  const [datasetId = 0] = (await db('dataset').insert({
-    description: 'claim bench', status: 'PROCESSING', priority: 0, tasks_per_job: 1, config: '{}', config_hash: '0'.repeat(64),
-    created_at: t, updated_at: t, jobs_submitted: tasks,
-  })) as number[];
-  const [relId = 0] = (await db('task_rel').insert({ dataset_id: datasetId, task_index: 0, name: 'main', requirements: '{}' })) as number[];
-  await db('dataset_grid').insert({ dataset_id: datasetId, grid_id: gridId });
-  const indexes = Array.from({ length: tasks }, (_, i) => i);
-  await db.transaction(async (trx) => {
-    for (const part of chunk(indexes, 2000)) {
-      await trx('job').insert(part.map((i) => ({ dataset_id: datasetId, job_index: i, status: 'PROCESSING', status_changed_at: t })));
-    }
-  });
-  await db.raw(
-    `INSERT INTO task (dataset_id, job_id, task_rel_id, task_index, name, status, status_changed_at)
-     SELECT dataset_id, id, ?, 0, 'main', 'WAITING', ? FROM job WHERE dataset_id = ? ORDER BY id`,
-    [relId, t, datasetId],
-  );
-  await db.raw('ANALYZE TABLE task');
-  return { gridId, gridName };
-}
+const seed = (db: Db, tasks: number) => seedWaitingTasks(db, tasks, 'bench-grid', 'claim bench');
 
 interface Sampler {
   stop(): Promise<{ maxRowsLocked: number; maxLockMemoryBytes: number; samples: number }>;

@@ -41,8 +41,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { makeWorkerUtils, runMigrations, Logger as GraphileLogger } from 'graphile-worker';
-import { chunk, connect, type Db } from '@firn/core';
+import { chunk, connect } from '@firn/core';
 import { workerMain, type WorkerReport, type WorkerStart } from './workers/claim-worker';
+import { seedWaitingTasks } from './workers/seed-waiting';
 import { peerWorkerMain, type PeerWorkerReport, type PeerWorkerStart } from './workers/peers-worker';
 import { procTicks, serverTicks, serverTicksBetween, ticksToMs } from './workers/proc-cpu';
 
@@ -162,38 +163,13 @@ async function runWorkers<R extends { error?: string }>(
 
 // ------------------------------------------------------------------ Firn (MariaDB)
 
-/** `jobs` WAITING tasks (one per job) of one PROCESSING dataset assigned to one grid. */
-async function seedFirn(db: Db, jobs: number): Promise<{ gridId: number; gridName: string }> {
-  const t = Date.now();
-  const gridName = 'bench-peers';
-  await db('grid').insert({ name: gridName, plugin: 'slurm', capabilities: '{}', status: 'enabled', created_at: t });
-  const gridId = Number(((await db('grid').where('name', gridName).first()) as { id: number }).id);
-  const [datasetId = 0] = (await db('dataset').insert({
-    description: 'peers bench', status: 'PROCESSING', priority: 0, tasks_per_job: 1, config: '{}', config_hash: '0'.repeat(64),
-    created_at: t, updated_at: t, jobs_submitted: jobs,
-  })) as number[];
-  const [relId = 0] = (await db('task_rel').insert({ dataset_id: datasetId, task_index: 0, name: 'main', requirements: '{}' })) as number[];
-  await db('dataset_grid').insert({ dataset_id: datasetId, grid_id: gridId });
-  await db.transaction(async (trx) => {
-    for (const part of chunk(Array.from({ length: jobs }, (_, i) => i), 2000)) {
-      await trx('job').insert(part.map((i) => ({ dataset_id: datasetId, job_index: i, status: 'PROCESSING', status_changed_at: t })));
-    }
-  });
-  await db.raw(
-    `INSERT INTO task (dataset_id, job_id, task_rel_id, task_index, name, status, status_changed_at)
-     SELECT dataset_id, id, ?, 0, 'main', 'WAITING', ? FROM job WHERE dataset_id = ? ORDER BY id`,
-    [relId, t, datasetId],
-  );
-  await db.raw('ANALYZE TABLE task');
-  return { gridId, gridName };
-}
 
 async function runFirn(root: string, p: Phase, tag: string): Promise<PeerRun> {
   const dbName = `firn_bench_peers_${process.pid}_${tag}`;
   const url = `${root}/${dbName}`;
   const db = await connect(url, { poolMax: 2 });
   try {
-    const seed = await seedFirn(db, p.jobs);
+    const seed = await seedWaitingTasks(db, p.jobs, 'bench-peers', 'peers bench');
     const starts: WorkerStart[] = Array.from({ length: p.processes }, (_, w) => ({
       url, gridId: seed.gridId, gridName: seed.gridName, batch: p.batch, durationMs: p.timeoutMs, walk: true,
       loops: Math.floor(p.concurrency / p.processes) + (w < p.concurrency % p.processes ? 1 : 0),

@@ -8,7 +8,7 @@ import { buildProgram, createContext, main } from './cli';
 import { completer, splitArgs } from './commands/shell';
 import { parseTarget } from './context';
 import { CliError, ExitCode, exitCodeOf } from './exit-codes';
-import { countBars, table } from './output';
+import { countBars, table, time } from './output';
 import { configDir, loadSettings, saveSettings } from './settings';
 
 function io(env: Record<string, string | undefined> = {}, input = '') {
@@ -100,6 +100,15 @@ describe('targets and rendering', () => {
     expect(table(['A', 'BB'], [[1, 'x'], ['long', null]])).toBe('A     BB\n1     x\nlong\n');
     const bars = countBars('tasks', { WAITING: 1, OK: 3, FAILED: 0 }, 4);
     expect(bars).toBe('tasks (4)\n  WAITING    █░░░ 1/4  25.0%\n  OK         ███░ 3/4  75.0%\n');
+  });
+  it('prints times as ISO 8601 UTC to the second, from epoch ms or an ISO string', () => {
+    const ms = Date.UTC(2026, 11, 4, 18, 42, 0, 789);
+    expect(time(ms)).toBe('2026-12-04T18:42:00Z');
+    expect(time(new Date(ms).toISOString())).toBe('2026-12-04T18:42:00Z');
+    expect(time(null)).toBe('');
+    expect(time(undefined)).toBe('');
+    expect(time('not a time')).toBe('not a time');
+    expect(time(Number.NaN)).toBe('');
   });
 });
 

@@ -25,9 +25,17 @@ export function countBars(title: string, counts: Record<string, number>, width =
   return `${title} (${total})\n${lines.length ? lines.join('\n') + '\n' : '  (none)\n'}`;
 }
 
-export function time(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return '';
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+/**
+ * The one way human output prints a time: ISO 8601 UTC to the second (`2026-12-04T18:42:00Z`),
+ * whatever the reader's locale or time zone. Takes epoch ms (what the RPC results carry) or an
+ * ISO string (login's `expires`); '' for none, and text that is not a time is shown as it is.
+ * `--json` output keeps the server's values untouched.
+ */
+export function time(t: number | string | null | undefined): string {
+  if (t === null || t === undefined) return '';
+  const ms = typeof t === 'number' ? t : Date.parse(t);
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return typeof t === 'string' ? t : '';
+  return new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 /** Numbers for tables: integers as is, others with 6 significant digits. */

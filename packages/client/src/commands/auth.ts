@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { RpcClient, RpcError, RpcErrorCode } from '@firn/core';
 import { DEFAULT_URL, call, connection, contextOf, globals, output, print, rpcClient } from '../context';
 import { CliError, ExitCode } from '../exit-codes';
+import { time } from '../output';
 import { loadSettings, saveSettings } from '../settings';
 
 /** firn login | logout | whoami */
@@ -38,7 +39,7 @@ export function register(program: Command): void {
         ...(ca ? { ca } : {}), ...(g.insecure ? { insecure: true } : {}),
       });
       output(cmd, { url, username: res.username, role: res.role, expires: res.expires, settings: file }, () =>
-        `logged in to ${url} as ${res.username} (${res.role}); token valid until ${res.expires}`);
+        `logged in to ${url} as ${res.username} (${res.role}); token valid until ${time(res.expires)}`);
     });
 
   program

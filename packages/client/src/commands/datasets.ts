@@ -370,7 +370,7 @@ export function register(program: Command): void {
     .argument('<task>', 'task id', parseIntArg('task', 1))
     .action(async (id: number, _opts: unknown, cmd: Command) => {
       const { task: t } = await call<{ task: Record<string, unknown> & { requirements: unknown; usage: unknown } }>(cmd, 'task.get', { task_id: id });
-      output(cmd, t, () => Object.entries(t).map(([k, v]) => `${k}: ${v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v ?? '')}`).join('\n'));
+      output(cmd, t, () => Object.entries(t).map(([k, v]) => `${k}: ${v !== null && typeof v === 'object' ? JSON.stringify(v) : k.endsWith('_at') && typeof v === 'number' ? time(v) : String(v ?? '')}`).join('\n'));
     });
 
   program

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { countedLine, type GroupWhy, type TaskWhy, type WhyGrid } from '@firn/core';
 import { call, output, parseIntArg } from '../context';
 import { CliError, ExitCode } from '../exit-codes';
+import { time } from '../output';
 
 /** `firn why` targets: DATASET, DATASET.JOB, or tTASK (a task id). */
 export function parseWhyTarget(text: string): { task: number } | { dataset: number; job?: number } {
@@ -18,8 +19,8 @@ function gridLines(grids: readonly WhyGrid[]): string[] {
   const caps = (g: WhyGrid) => Object.entries(g.capabilities).map(([k, v]) => `${k} ${String(v)}`).join(', ') || 'no limits declared';
   return [
     grids[0]!.assigned ? 'grids assigned:' : 'grids (none is assigned):',
-    ...grids.map((g) => `  ${g.name} (${g.plugin}, ${g.status}): ${caps(g)}; last seen ${g.last_seen_at === null ? 'never' : new Date(g.last_seen_at).toISOString()}; ` +
-      `${g.queued} queued${g.max_queued === null ? '' : ` of max ${g.max_queued}`}${g.holes.length ? `; black-holed: ${g.holes.map((h) => `${h.node} until ${new Date(h.until).toISOString()}`).join(', ')}` : ''}`),
+    ...grids.map((g) => `  ${g.name} (${g.plugin}, ${g.status}): ${caps(g)}; last seen ${g.last_seen_at === null ? 'never' : time(g.last_seen_at)}; ` +
+      `${g.queued} queued${g.max_queued === null ? '' : ` of max ${g.max_queued}`}${g.holes.length ? `; black-holed: ${g.holes.map((h) => `${h.node} until ${time(h.until)}`).join(', ')}` : ''}`),
   ];
 }
 

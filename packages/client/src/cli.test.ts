@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import { Command } from 'commander';
 import { RpcError, RpcErrorCode, RpcTransportError } from '@firn/core';
 import { buildProgram, createContext, main } from './cli';
+import { cachedFor } from './commands/completion';
 import { completer, splitArgs } from './commands/shell';
 import { parseTarget } from './context';
 import { CliError, ExitCode, exitCodeOf } from './exit-codes';
@@ -38,14 +39,54 @@ describe('completion', () => {
   const ctx = createContext(io().io);
   const program = buildProgram(ctx);
   const complete = completer(program);
-  it('completes command names, sub-commands and options', () => {
-    expect(complete('sta')).toEqual([['stats', 'status'], 'sta']);
-    expect(complete('gr')[0]).toEqual(['grid']);
-    expect(complete('grid ')[0]).toEqual(['add', 'clear-hole', 'disable', 'enable', 'holes', 'ls', 'rm']);
-    expect(complete('grid d')[0]).toEqual(['disable']);
-    expect(complete('submit x.json --jo')[0]).toEqual(['--jobs']);
-    expect(complete('ex')[0]).toEqual(['exit', 'expand']);
-    expect(complete('nonsense ')[0]).toEqual([]);
+  it('completes command names, sub-commands and options', async () => {
+    expect(await complete('sta')).toEqual([['stats', 'status'], 'sta']);
+    expect((await complete('gr'))[0]).toEqual(['grid']);
+    expect((await complete('grid '))[0]).toEqual(['add', 'clear-hole', 'disable', 'enable', 'holes', 'ls', 'rm']);
+    expect((await complete('grid d'))[0]).toEqual(['disable']);
+    expect((await complete('submit x.json --jo'))[0]).toEqual(['--jobs']);
+    expect((await complete('ex'))[0]).toEqual(['exit', 'expand']);
+    expect((await complete('nonsense '))[0]).toEqual([]);
+    expect(await complete('ls --status P')).toEqual([['PROCESSING'], 'P']);
+  });
+  it('completes file paths where a command takes a file, and nowhere else', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firn-complete-'));
+    fs.mkdirSync(path.join(dir, 'configs'));
+    fs.writeFileSync(path.join(dir, 'configs', 'sim.json'), '{}');
+    fs.writeFileSync(path.join(dir, 'configs', 'sim 2.json'), '{}');
+    fs.writeFileSync(path.join(dir, 'configs', '.hidden.json'), '{}');
+    fs.writeFileSync(path.join(dir, 'notes.txt'), '');
+    const files = completer(program, { cwd: dir, home: dir });
+    expect(await files('submit ')).toEqual([['configs/', 'notes.txt'], '']);
+    expect(await files('submit co')).toEqual([['configs/'], 'co']);
+    expect(await files('submit configs/s')).toEqual([['configs/sim.json', 'configs/sim\\ 2.json'], 'configs/s']);
+    expect(await files('submit configs/sim\\ ')).toEqual([['configs/sim\\ 2.json'], 'configs/sim\\ ']);
+    expect((await files('submit configs/.'))[0]).toEqual(['configs/.hidden.json']);
+    expect((await files('validate ~/conf'))[0]).toEqual(['~/configs/']);
+    expect((await files(`expand ${dir}/no`))[0]).toEqual([`${dir}/notes.txt`]);
+    expect((await files('run --jobs 2 n'))[0]).toEqual(['notes.txt']); // an option's value is skipped
+    expect((await files('add-jobs 3 n'))[0]).toEqual(['notes.txt']); // the second argument
+    expect((await files('--ca n'))[0]).toEqual([]); // not a command
+    expect((await files('submit x.json --ca n'))[0]).toEqual(['notes.txt']); // --ca <file>
+    expect((await files('status n'))[0]).toEqual([]); // a dataset, not a file
+    expect((await files('submit missing/x'))[0]).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  it('completes dataset ids from the source, and caches a source for its ttl', async () => {
+    let calls = 0;
+    let now = 0;
+    const source = cachedFor(5000, async () => (calls++, ['12', '11', '3']), () => now);
+    const ids = completer(program, { datasetIds: source });
+    expect(await ids('status ')).toEqual([['12', '11', '3'], '']);
+    expect((await ids('reset 1'))[0]).toEqual(['12', '11']);
+    expect((await ids('priority 1'))[0]).toEqual(['12', '11']);
+    expect((await ids('priority 12 '))[0]).toEqual([]); // the priority, not a dataset
+    expect((await ids('why '))[0]).toEqual(['12', '11', '3']);
+    expect((await ids('logs '))[0]).toEqual([]); // a task id
+    expect(calls).toBe(1);
+    now = 5000;
+    await ids('status ');
+    expect(calls).toBe(2);
   });
   it('has every command group the issue names', () => {
     const names = program.commands.map((c: Command) => c.name());

@@ -5,9 +5,9 @@ import type { Command } from 'commander';
 import { contextOf, type CliContext } from '../context';
 import { CliError, ExitCode } from '../exit-codes';
 import { HISTORY_FILE, configDir } from '../settings';
+import { completer, datasetIdSource } from './completion';
 
 const HISTORY_SIZE = 1000;
-const SHELL_WORDS = ['exit', 'quit', 'help'];
 
 /**
  * Split a command line into words like a POSIX shell does for simple commands: blanks separate
@@ -52,26 +52,7 @@ export function splitArgs(line: string): string[] {
   return out;
 }
 
-/** Tab completion over the program's commands, sub-commands and options. */
-export function completer(program: Command): (line: string) => [string[], string] {
-  return (line: string) => {
-    const words = line.split(/\s+/);
-    const last = words[words.length - 1] ?? '';
-    let candidates: string[];
-    if (words.length <= 1) {
-      candidates = [...program.commands.map((c) => c.name()), ...SHELL_WORDS];
-    } else {
-      let cmd: Command | undefined = program.commands.find((c) => c.name() === words[0]);
-      if (cmd && words.length > 2 && cmd.commands.length) cmd = cmd.commands.find((c) => c.name() === words[1]) ?? cmd;
-      if (!cmd) candidates = [];
-      else if (last.startsWith('-')) candidates = [...cmd.options, ...program.options].map((o) => o.long ?? o.short ?? '').filter(Boolean);
-      else if (words.length === 2 && cmd.commands.length) candidates = cmd.commands.map((c) => c.name());
-      else candidates = [];
-    }
-    const hits = candidates.filter((c) => c.startsWith(last)).sort();
-    return [hits, last];
-  };
-}
+export { completer } from './completion';
 
 function loadHistory(file: string): string[] {
   try {
@@ -95,10 +76,22 @@ export interface ShellOptions {
   keepGoing?: boolean;
 }
 
+/** readline's callback form of the completer; dataset ids come from the server the shell's commands use. */
+function readlineCompleter(program: Command): (line: string, done: (err: null, result: [string[], string]) => void) => void {
+  const complete = completer(program, { datasetIds: datasetIdSource(program) });
+  return (line, done) => {
+    complete(line).then(
+      (r) => done(null, r),
+      () => done(null, [[], line]),
+    );
+  };
+}
+
 /**
  * The interactive shell: every firn command, one per line, parsed by the same commander
  * program (exitOverride: an error ends the command, never the shell). History in
- * <config dir>/history; tab completion of command names and options. Reads stdin to its end
+ * <config dir>/history; Tab completes command names, options, file paths and dataset ids
+ * (completion.ts). Reads stdin to its end
  * when it is not a terminal (scripts can drive it); a script stops at its first failing
  * command with that command's exit code, as `sh -e` does, unless keepGoing. Otherwise it
  * returns the last command's exit code.
@@ -114,7 +107,7 @@ export async function runShell(parent: CliContext, opts: ShellOptions = {}): Pro
     input: io.stdin,
     output: tty ? io.stdout : undefined,
     terminal: tty,
-    completer: completer(parent.makeProgram(parent)),
+    completer: readlineCompleter(parent.makeProgram(parent)),
     history: [...history].reverse(),
     historySize: HISTORY_SIZE,
     prompt: 'firn> ',

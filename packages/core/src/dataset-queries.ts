@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { statMean, statPopulationStddev } from './stats';
-import { now, withTransaction, type Db, type DbOrTrx } from './db';
+import { isMysql, now, withTransaction, type Db, type DbOrTrx } from './db';
 import { NotFoundError } from './errors';
+import { TASK_FLOW_HISTORY_WHERE } from './task-flow';
 import {
   DatasetStatus, IN_PROGRESS_STATUSES, JobStatus, TASK_STATUSES, TaskStatus, deriveDatasetStatus, deriveJobStatus,
   type JobStatus as JobStatusT, type TaskStatus as TaskStatusT,
@@ -165,19 +166,139 @@ export interface DatasetStatusResult {
   status: DatasetStatus;
   tasks: Record<TaskStatusT, number>;
   jobs: Record<JobStatusT, number>;
+  progress?: DatasetProgress;
+}
+
+// ---------------------------------------------------------------- progress
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+/** task_flow's finest span: the rate's window is read from these buckets where they fit. */
+const FLOW_SPAN_MS = 5 * MINUTE_MS;
+
+export interface DatasetProgress {
+  /** OK tasks / all tasks × 100, rounded down to 0.1 (100 only when every task is OK); 0 with no tasks. */
+  percent: number;
+  ok: number;
+  total: number;
+  /** Tasks that reached OK in the hour before now. */
+  tasks_per_hour: number;
+  /** When the remaining tasks (total − ok) are done at that rate (ISO 8601); null when the rate is 0 or nothing remains. */
+  eta: string | null;
+}
+
+/** Percent complete, rounded down to 0.1 so that 99.97 % does not read as done. */
+export function percentComplete(ok: number, total: number): number {
+  if (total <= 0) return 0;
+  return Math.floor((ok * 1000) / total) / 10;
+}
+
+/** Progress from the counts and the last hour's completions (pure: the numbers the status shows). */
+export function progressFrom(ok: number, total: number, tasksPerHour: number, nowMs: number): DatasetProgress {
+  const remaining = Math.max(0, total - ok);
+  const eta = tasksPerHour > 0 && remaining > 0 ? new Date(nowMs + Math.round((remaining / tasksPerHour) * HOUR_MS)).toISOString() : null;
+  return { percent: percentComplete(ok, total), ok, total, tasks_per_hour: tasksPerHour, eta };
 }
 
 /**
- * `dataset.status`: task and job counts, and the dataset status derived from the job counts
- * (OBSOLETE/DELETED as stored; a dataset with no jobs keeps its stored status).
+ * Tasks of a dataset that reached OK in (nowMs − 1 h, nowMs], read as the web's charts read
+ * (web queries/series.ts): the whole 5-minute `task_flow` buckets inside the hour, plus the
+ * `history` rows past the roll-up's watermark in those buckets (a primary-key range), plus the
+ * history rows of the two partial buckets at the hour's ends (< 10 minutes together, on the
+ * (dataset_id, created_at) index). So it is exact whether or not firn-dh has caught up, and a
+ * busy dataset's hour costs eleven flow rows, not every transition of the hour. Call it inside
+ * a transaction (one snapshot of watermark, flow and history); datasetStatus does.
  */
-export async function datasetStatus(db: DbOrTrx, datasetId: number): Promise<DatasetStatusResult> {
+export async function completedLastHour(db: DbOrTrx, datasetId: number, nowMs: number = Date.now()): Promise<number> {
+  const windowStart = nowMs - HOUR_MS;
+  // whole buckets: [fullStart, fullEnd); the hour's ends outside them are read from history
+  const fullStart = Math.ceil((windowStart + 1) / FLOW_SPAN_MS) * FLOW_SPAN_MS;
+  const fullEnd = Math.floor((nowMs + 1) / FLOW_SPAN_MS) * FLOW_SPAN_MS;
+  const state = (await db('task_flow_state').select('history_id').where({ id: 1 }).first()) as { history_id: number } | undefined;
+  const watermark = state ? Number(state.history_id) : 0;
+  const flow = (await db('task_flow').sum({ n: 'n' })
+    .where({ dataset_id: datasetId, span_ms: FLOW_SPAN_MS, to_status: TaskStatus.OK })
+    .andWhere('bucket_start', '>=', fullStart)
+    .andWhere('bucket_start', '<', fullEnd)
+    .first()) as { n: number | string | null } | undefined;
+  const ends = await db.raw(
+    `SELECT COUNT(*) AS n FROM history h
+     WHERE h.dataset_id = ? AND ((h.created_at > ? AND h.created_at < ?) OR (h.created_at >= ? AND h.created_at <= ?))
+       AND h.to_status = ? AND ${TASK_FLOW_HISTORY_WHERE}`,
+    [datasetId, windowStart, fullStart, fullEnd, nowMs, TaskStatus.OK],
+  );
+  const source = watermark > 0 ? (isMysql(db) ? 'history h FORCE INDEX (PRIMARY)' : 'history h NOT INDEXED') : 'history h';
+  const tail = await db.raw(
+    `SELECT COUNT(*) AS n FROM ${source}
+     WHERE h.id > ? AND h.dataset_id = ? AND h.created_at >= ? AND h.created_at < ? AND h.to_status = ? AND ${TASK_FLOW_HISTORY_WHERE}`,
+    [watermark, datasetId, fullStart, fullEnd, TaskStatus.OK],
+  );
+  return Number(flow?.n ?? 0) + countOf(ends) + countOf(tail);
+}
+
+function countOf(res: unknown): number {
+  // mysql2: [rows, fields]; better-sqlite3: rows
+  const rows = (Array.isArray(res) && Array.isArray(res[0]) ? res[0] : res) as Array<{ n: number | string }> | undefined;
+  return Number(rows?.[0]?.n ?? 0);
+}
+
+/** A dataset's progress: counts, the last hour's rate and the ETA. */
+export async function datasetProgress(db: DbOrTrx, datasetId: number, nowMs: number = Date.now()): Promise<DatasetProgress> {
+  const read = async (q: DbOrTrx): Promise<DatasetProgress> => {
+    await getDatasetOwner(q, datasetId);
+    const tasks = await taskStatusCounts(q, datasetId);
+    return progressFrom(tasks.OK, sumCounts(tasks), await completedLastHour(q, datasetId, nowMs), nowMs);
+  };
+  if ((db as { isTransaction?: boolean }).isTransaction) return read(db);
+  return withTransaction(db as Db, read);
+}
+
+function sumCounts(c: Record<string, number>): number {
+  return Object.values(c).reduce((a, b) => a + b, 0);
+}
+
+export interface DatasetListProgress {
+  ok: number;
+  failed: number;
+  total: number;
+  percent: number;
+}
+
+/** OK, FAILED and all tasks of each listed dataset: one GROUP BY over the (dataset_id, status) index. */
+export async function datasetListProgress(db: DbOrTrx, datasetIds: readonly number[]): Promise<Map<number, DatasetListProgress>> {
+  const out = new Map<number, DatasetListProgress>();
+  for (const id of datasetIds) out.set(id, { ok: 0, failed: 0, total: 0, percent: 0 });
+  for (let i = 0; i < datasetIds.length; i += 1000) {
+    const part = datasetIds.slice(i, i + 1000);
+    const rows = (await db('task').select('dataset_id', 'status').count({ n: '*' }).whereIn('dataset_id', part).groupBy('dataset_id', 'status')) as Array<{
+      dataset_id: number; status: string; n: number | string;
+    }>;
+    for (const r of rows) {
+      const p = out.get(Number(r.dataset_id));
+      if (!p) continue;
+      const n = Number(r.n);
+      p.total += n;
+      if (r.status === TaskStatus.OK) p.ok += n;
+      else if (r.status === TaskStatus.FAILED) p.failed += n;
+    }
+  }
+  for (const p of out.values()) p.percent = percentComplete(p.ok, p.total);
+  return out;
+}
+
+/**
+ * `dataset.status`: task and job counts, the dataset status derived from the job counts
+ * (OBSOLETE/DELETED as stored; a dataset with no jobs keeps its stored status), and its
+ * progress (percent, last hour's rate, ETA) from the same snapshot.
+ */
+export async function datasetStatus(db: DbOrTrx, datasetId: number, nowMs: number = Date.now()): Promise<DatasetStatusResult> {
   // One snapshot for both counts: read apart, a dataset that completed in between showed
   // COMPLETE (from its jobs) with its tasks' counts from before (none OK yet).
   const read = async (q: DbOrTrx): Promise<DatasetStatusResult> => {
     const ds = await getDatasetOwner(q, datasetId);
     const [tasks, jobs] = [await taskStatusCounts(q, datasetId), await jobStatusCounts(q, datasetId)];
-    return { status: deriveDatasetStatus(jobs, ds.status), tasks, jobs };
+    const progress = progressFrom(tasks.OK, sumCounts(tasks), await completedLastHour(q, datasetId, nowMs), nowMs);
+    return { status: deriveDatasetStatus(jobs, ds.status), tasks, jobs, progress };
   };
   if ((db as { isTransaction?: boolean }).isTransaction) return read(db);
   return withTransaction(db as Db, read);

@@ -1,6 +1,6 @@
 import {
   ConflictError, DatasetStatus, ForbiddenError, NotFoundError, RulePatternError, TaskStatus, ValidationError, actorOf, compileRulePattern,
-  datasetStats, datasetStatus, getDataset, getDatasetConfig, hasRole, listDatasets, now, recordHistory, withTransaction,
+  datasetListProgress, datasetStats, datasetStatus, getDataset, getDatasetConfig, hasRole, listDatasets, now, recordHistory, withTransaction,
   type AuthUser, type RpcContext, type RuleMatcher, type Trx,
 } from '@firn/core';
 import { caller, controllableDataset, type Methods, type TrayContext } from './context';
@@ -137,7 +137,10 @@ export function datasetMethods(ctx: TrayContext): Methods {
     'dataset.list': {
       handler: async (p: { status?: DatasetStatus | DatasetStatus[]; owner?: string; limit?: number; offset?: number }, rpc: RpcContext) => {
         await caller(ctx, rpc, 'viewer');
-        return { datasets: await listDatasets(ctx.db, p) };
+        const datasets = await listDatasets(ctx.db, p);
+        // % complete and FAILED tasks of the listed datasets: one grouped query, not one per dataset
+        const progress = await datasetListProgress(ctx.db, datasets.map((d) => d.id));
+        return { datasets: datasets.map((d) => ({ ...d, progress: progress.get(d.id) })) };
       },
     },
     'dataset.get': {

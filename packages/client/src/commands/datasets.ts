@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { RpcError, RpcErrorCode } from '@firn/core';
 import { call, contextOf, datasetId, globals, output, parseIntArg, parseTarget, print, readJsonFile } from '../context';
@@ -9,8 +10,11 @@ import { holeLines, type BlackHole } from './grid';
 interface DatasetInfo {
   id: number; description: string; type: string; status: string; priority: number; owner: string | null;
   jobs_submitted: number; tasks_per_job: number; created_at: number; grids?: string[]; config_hash?: string;
+  /** Absent from a tray older than the list's progress. */
+  progress?: { ok: number; failed: number; total: number; percent: number };
 }
-interface StatusResult { status: string; tasks: Record<string, number>; jobs: Record<string, number> }
+export interface Progress { percent: number; ok: number; total: number; tasks_per_hour: number; eta: string | null }
+interface StatusResult { status: string; tasks: Record<string, number>; jobs: Record<string, number>; progress?: Progress }
 interface ControlResult { dataset_id: number; job_index?: number; status: string; changed: number; waiting: number; idle: number }
 
 interface SubmitResult {
@@ -77,8 +81,23 @@ export function logNameMatches(name: string, wanted: string): boolean {
   return name === wanted || name.endsWith(`.${wanted}`);
 }
 
-export function renderStatus(id: number, s: StatusResult): string {
-  return `dataset ${id}: ${s.status}\n${countBars('tasks', s.tasks)}${countBars('jobs', s.jobs)}`;
+/** `60.0% complete (12/20 tasks OK), 6 tasks/h over the last hour, ETA 2026-12-04T20:33:37Z` */
+export function progressLine(p: Progress): string {
+  const eta = p.ok >= p.total ? 'done' : p.eta === null ? 'unknown' : time(p.eta);
+  return `progress: ${p.percent.toFixed(1)}% complete (${p.ok}/${p.total} tasks OK), ${num(p.tasks_per_hour)} tasks/h over the last hour, ETA ${eta}`;
+}
+
+/** What `firn status` prints: counts, then progress (`withProgress: false` leaves it to a live bar below). */
+export function renderStatus(id: number, s: StatusResult, withProgress = true): string {
+  const progress = s.progress && withProgress ? `${progressLine(s.progress)}\n` : '';
+  return `dataset ${id}: ${s.status}\n${countBars('tasks', s.tasks)}${countBars('jobs', s.jobs)}${progress}`;
+}
+
+/** `firn ls`'s table: with % complete and FAILED tasks when the tray sends them. */
+export function renderList(datasets: DatasetInfo[]): string {
+  const pct = (d: DatasetInfo) => (d.progress ? `${d.progress.percent.toFixed(1)}%` : '');
+  return table(['ID', 'STATUS', 'PRIO', 'TYPE', 'JOBS', 'TASKS/JOB', 'OWNER', 'DONE', 'FAILED', 'CREATED', 'DESCRIPTION'],
+    datasets.map((d) => [d.id, d.status, d.priority, d.type, d.jobs_submitted, d.tasks_per_job, d.owner ?? '', pct(d), d.progress?.failed ?? '', time(d.created_at), d.description.slice(0, 60)]));
 }
 
 function controlLine(verb: string, r: ControlResult & { unchanged?: boolean }): string {
@@ -126,6 +145,44 @@ async function sleep(ms: number, interrupted?: Promise<void>): Promise<void> {
     await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), interrupted ?? new Promise<void>(() => undefined)]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The live bar's fields: OK tasks of all tasks, the last hour's rate and the ETA (ISO times). */
+export function barPayload(p: Progress): { pct: string; rate: string; eta: string } {
+  return { pct: `${p.percent.toFixed(1)}%`, rate: num(p.tasks_per_hour), eta: p.ok >= p.total ? 'done' : p.eta === null ? 'unknown' : time(p.eta) };
+}
+
+/**
+ * `status --watch` on a terminal: a cli-progress bar scaled to the dataset's tasks (OK of all)
+ * under the counts, updated in place each refresh; the counts above it are redrawn when they
+ * change (the bar is stopped first, so its line is part of what is cleared).
+ */
+class LiveBar {
+  private bar: cliProgress.SingleBar | null = null;
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  /** Lines the bar occupies once stopped (0 while none is shown). */
+  stop(): number {
+    if (!this.bar) return 0;
+    this.bar.stop();
+    this.bar = null;
+    return 1;
+  }
+
+  show(p: Progress): void {
+    const payload = barPayload(p);
+    const total = Math.max(1, p.total);
+    if (!this.bar) {
+      this.bar = new cliProgress.SingleBar({
+        stream: this.stream as NodeJS.WriteStream, format: 'progress |{bar}| {pct} {value}/{total} tasks OK · {rate} tasks/h · ETA {eta}',
+        barsize: 30, hideCursor: false, clearOnComplete: false, gracefulExit: false, fps: 4,
+      }, cliProgress.Presets.shades_classic);
+      this.bar.start(total, p.ok, payload);
+    } else {
+      this.bar.setTotal(total);
+      this.bar.update(p.ok, payload);
+    }
   }
 }
 
@@ -186,9 +243,7 @@ export function register(program: Command): void {
       if (opts.status) params.status = opts.status;
       if (opts.owner) params.owner = opts.owner;
       const { datasets } = await call<{ datasets: DatasetInfo[] }>(cmd, 'dataset.list', params);
-      output(cmd, datasets, () =>
-        table(['ID', 'STATUS', 'PRIO', 'TYPE', 'JOBS', 'TASKS/JOB', 'OWNER', 'CREATED', 'DESCRIPTION'],
-          datasets.map((d) => [d.id, d.status, d.priority, d.type, d.jobs_submitted, d.tasks_per_job, d.owner ?? '', time(d.created_at), d.description.slice(0, 60)])));
+      output(cmd, datasets, () => renderList(datasets));
     });
 
   program
@@ -205,28 +260,36 @@ export function register(program: Command): void {
       let lines = 0;
       let stop = false;
       void ctx.interrupted?.then(() => (stop = true));
-      for (;;) {
-        const s: StatusResult & { black_holes?: BlackHole[] } = await call<StatusResult>(cmd, 'dataset.status', { dataset_id: id });
-        const holes = await holesOf(cmd, id);
-        if (holes.length) s.black_holes = holes;
-        const text = json ? JSON.stringify(s) : renderStatus(id, s) + holeLines(holes).map((l) => `warning: ${l}\n`).join('');
-        if (!opts.watch) {
-          output(cmd, s, () => text);
-          return;
+      const live = opts.watch && tty ? new LiveBar(ctx.io.stdout) : null;
+      try {
+        for (;;) {
+          const s: StatusResult & { black_holes?: BlackHole[] } = await call<StatusResult>(cmd, 'dataset.status', { dataset_id: id });
+          const holes = await holesOf(cmd, id);
+          if (holes.length) s.black_holes = holes;
+          const barred = Boolean(live && s.progress);
+          const text = json ? JSON.stringify(s) : renderStatus(id, s, !barred) + holeLines(holes).map((l) => `warning: ${l}\n`).join('');
+          if (!opts.watch) {
+            output(cmd, s, () => text);
+            return;
+          }
+          if (text !== previous) {
+            lines += live?.stop() ?? 0;
+            if (tty && lines > 0) ctx.io.stdout.write(`\x1b[${lines}A\x1b[J`);
+            print(cmd, text);
+            lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
+            previous = text;
+          }
+          if (barred) live!.show(s.progress!);
+          if (stop) return;
+          if (s.status !== 'PROCESSING') {
+            ctx.exitCode = watchExitCode(s.status);
+            return;
+          }
+          await sleep(opts.interval * 1000, ctx.interrupted);
+          if (stop) return;
         }
-        if (text !== previous) {
-          if (tty && lines > 0) ctx.io.stdout.write(`\x1b[${lines}A\x1b[J`);
-          print(cmd, text);
-          lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
-          previous = text;
-        }
-        if (stop) return;
-        if (s.status !== 'PROCESSING') {
-          ctx.exitCode = watchExitCode(s.status);
-          return;
-        }
-        await sleep(opts.interval * 1000, ctx.interrupted);
-        if (stop) return;
+      } finally {
+        live?.stop();
       }
     });
 

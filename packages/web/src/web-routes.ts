@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  ConfigError, NotFoundError, RpcError, RpcErrorCode, ValidationError, coerceError, getDataset, getDatasetOwner, nullLogger, serverUrl, whyTasks,
+  ConfigError, NotFoundError, RpcError, RpcErrorCode, ValidationError, coerceError, datasetProgress, getDataset, getDatasetOwner, nullLogger, serverUrl, whyTasks,
   type Db, type FirnConfig, type Logger, type MonSection,
 } from '@firn/core';
 import { loadAssets, type Asset } from './assets';
@@ -148,6 +148,7 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page.toString());
 
   const counts = (id: number) => cache.get(`dataset:${id}:counts`, () => q.datasetCounts(db, id));
+  const progress = (id: number) => cache.get(`dataset:${id}:progress`, async () => q.progressView(await datasetProgress(db, id)));
 
   await app.register(async (web) => {
     web.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT }, (_req, body, done) => {
@@ -226,14 +227,27 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
       const range = q.isSeriesRange(rangeParam) ? rangeParam : q.DEFAULT_SERIES_RANGE;
       // independent queries: on a server database they run side by side on the pool
       const dataset = await getDataset(db, id); // first: an unknown dataset is a 404 before any scan starts
-      const [c, errors, stats, actions, why] = await Promise.all([
+      const jobStatus = q.jobStatusFilter(qs(req, 'job_status'));
+      const errorText = q.errorFilter(qs(req, 'error'));
+      const [c, errors, stats, actions, why, p] = await Promise.all([
         counts(id), cache.get(`dataset:${id}:errors`, () => q.errorGroups(db, id)), q.statsTable(db, id), q.datasetActions(db, id),
-        cache.get(`dataset:${id}:why`, () => whyTasks(db, id, null)),
+        cache.get(`dataset:${id}:why`, () => whyTasks(db, id, null)), progress(id),
       ]);
-      const view: q.DatasetView = { dataset, counts: c, errors, stats, actions };
-      const jobStatus = qs(req, 'job_status');
-      const jobs = await q.jobsPage(db, id, { status: jobStatus, page: q.pageNumber(qs(req, 'jobs_page')), jobCounts: c.jobs });
-      return sendPage(reply, pages.datasetPage(await viewContext(req, reply), view, jobs, { jobStatus, range, why }));
+      const view: q.DatasetView = { dataset, counts: c, errors, stats, actions, progress: p };
+      const jobs = await q.jobsPage(db, id, { status: jobStatus, error: errorText, page: q.pageNumber(qs(req, 'jobs_page')), jobCounts: c.jobs });
+      return sendPage(reply, pages.datasetPage(await viewContext(req, reply), view, jobs, { jobStatus, errorText, range, why }));
+    });
+
+    // the config exactly as submitted (the stored text); ?download=1: as a file
+    web.get('/datasets/:id/config', async (req, reply) => {
+      const id = idParam((req.params as { id: string }).id, 'dataset');
+      const download = qs(req, 'download');
+      if (download !== undefined && download !== '1') throw new ValidationError(`download must be 1, got ${JSON.stringify(download.slice(0, 40))}`);
+      const row = (await db('dataset').select('config').where({ id }).first()) as { config: string } | undefined;
+      if (!row) throw new NotFoundError(`no dataset ${id}`);
+      void reply.type('application/json; charset=utf-8').header('cache-control', 'no-store');
+      if (download) void reply.header('content-disposition', `attachment; filename="dataset-${id}.json"`);
+      return reply.send(String(row.config));
     });
 
     web.get('/datasets/:id/jobs/:index', async (req, reply) => {
@@ -285,9 +299,9 @@ export async function mountWeb(app: WebApp, deps: WebDeps): Promise<void> {
       const id = idParam((req.params as { id: string }).id, 'dataset');
       const d = (await db('dataset').select('status', 'priority', 'updated_at').where({ id }).first()) as { status: string; priority: number; updated_at: number } | undefined;
       if (!d) throw new NotFoundError(`no dataset ${id}`);
-      const c = await counts(id);
+      const [c, p] = await Promise.all([counts(id), progress(id)]);
       return reply.header('cache-control', 'no-store').send({
-        dataset_id: id, status: d.status, priority: Number(d.priority), updated_at: Number(d.updated_at), ...c, generated_at: Date.now(),
+        dataset_id: id, status: d.status, priority: Number(d.priority), updated_at: Number(d.updated_at), ...c, progress: p, generated_at: Date.now(),
       });
     });
 

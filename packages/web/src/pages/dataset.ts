@@ -1,6 +1,6 @@
 import { TASK_STATUSES, type GroupWhy } from '@firn/core';
 import { html, jsonForScript, queryString, seg, type SafeHtml } from '../html';
-import { DEFAULT_SERIES_RANGE, JOB_STATUSES, SERIES_RANGES, type DatasetView, type JobListRow, type Page, type SeriesRange } from '../queries';
+import { DEFAULT_SERIES_RANGE, JOB_STATUSES, SERIES_RANGES, errorGroupFilter, type DatasetView, type JobListRow, type Page, type SeriesRange } from '../queries';
 import { badge, fmtAge, fmtInt, fmtNum, fmtTime } from './format';
 import { csrfField, facts, layout, pager, type ViewContext } from './layout';
 import { whyPanel } from './why';
@@ -30,6 +30,16 @@ function controls(ctx: ViewContext, v: DatasetView): SafeHtml {
     <label>Priority <input type="number" name="priority" value="${d.priority}" min="-1000000" max="1000000" step="1" required></label>
     <button type="submit" id="btn-priority">Set</button></form>
 </section>`;
+}
+
+/** % complete, the last hour's rate and the ETA (updated live from the summary's `progress.text`). */
+function progressFacts(v: DatasetView): Array<[string, SafeHtml]> {
+  const p = v.progress!;
+  return [
+    ['Complete', html`<span id="progress-percent" data-live="progress.text.percent">${p.text.percent}</span> <span class="muted">(<span data-live="progress.ok">${fmtInt(p.ok)}</span> of <span data-live="progress.total">${fmtInt(p.total)}</span> tasks OK)</span>`],
+    ['Rate', html`<span id="progress-rate" data-live="progress.text.rate">${p.text.rate}</span> <span class="muted">(last hour)</span>`],
+    ['ETA', html`<span id="progress-eta" data-live="progress.text.eta">${p.text.eta}</span>`],
+  ];
 }
 
 function countsTable(v: DatasetView): SafeHtml {
@@ -68,29 +78,37 @@ ${v.stats.map((s) => html`<tr data-stat="${s.name}"><td>${s.name}</td><td class=
 }
 
 function errorsTable(v: DatasetView): SafeHtml {
+  const jobsOf = (reason: string) => `/datasets/${v.dataset.id}${queryString({ error: errorGroupFilter(reason) })}#jobs`;
   return html`<p class="muted">${fmtInt(v.errors.total)} tasks in ERROR or FAILED, by reason (numbers and ids folded together).</p>
 <table class="list" id="errors">
-<thead><tr><th class="num">Tasks</th><th>Reason</th></tr></thead>
-<tbody>${v.errors.groups.length === 0 ? html`<tr><td colspan="2" class="muted">No errors.</td></tr>` : ''}
-${v.errors.groups.map((g) => html`<tr><td class="num">${fmtInt(g.count)}</td><td><details><summary class="mono">${g.reason}</summary><pre class="log">${g.example}</pre></details></td></tr>`)}
+<thead><tr><th class="num">Tasks</th><th>Reason</th><th>Jobs</th></tr></thead>
+<tbody>${v.errors.groups.length === 0 ? html`<tr><td colspan="3" class="muted">No errors.</td></tr>` : ''}
+${v.errors.groups.map((g) => html`<tr><td class="num">${fmtInt(g.count)}</td><td><details><summary class="mono">${g.reason}</summary><pre class="log">${g.example}</pre></details></td><td><a class="error-jobs" href="${jobsOf(g.reason)}">jobs</a></td></tr>`)}
 </tbody></table>`;
 }
 
-function jobsTable(v: DatasetView, jobs: Page<JobListRow>, jobStatus: string | undefined, range: SeriesRange): SafeHtml {
+function jobsTable(v: DatasetView, jobs: Page<JobListRow>, jobStatus: string | undefined, range: SeriesRange, errorText: string | undefined): SafeHtml {
   const id = v.dataset.id;
+  const rangeParam = range === DEFAULT_SERIES_RANGE ? undefined : range;
   const filterLink = (s: string | undefined, label: string) =>
-    s === jobStatus ? html`<strong>${label}</strong>` : html`<a href="/datasets/${id}${queryString({ job_status: s, range: range === DEFAULT_SERIES_RANGE ? undefined : range })}#jobs">${label}</a>`;
+    s === jobStatus ? html`<strong>${label}</strong>` : html`<a href="/datasets/${id}${queryString({ job_status: s, error: errorText, range: rangeParam })}#jobs">${label}</a>`;
   return html`<h2 id="jobs">Jobs</h2>
 <p class="filters">Show: ${filterLink(undefined, 'all')} ${JOB_STATUSES.map((s) => html` · ${filterLink(s, s)}`)}</p>
+<form method="get" action="/datasets/${id}#jobs" class="filters" id="job-filter">
+  ${jobStatus ? html`<input type="hidden" name="job_status" value="${jobStatus}">` : ''}${rangeParam ? html`<input type="hidden" name="range" value="${rangeParam}">` : ''}
+  <label>Error contains <input type="search" name="error" value="${errorText ?? ''}" maxlength="200"></label> <button type="submit">Filter</button>
+  ${errorText ? html`<a href="/datasets/${id}${queryString({ job_status: jobStatus, range: rangeParam })}#jobs" id="clear-error">clear</a>` : ''}
+</form>
+${errorText ? html`<p class="muted" id="error-filter">Jobs with a task in ERROR or FAILED whose error contains “<span class="mono">${errorText}</span>”: ${fmtInt(jobs.total)}.</p>` : ''}
 <table class="list" id="job-list">
 <thead><tr><th class="num">Job</th><th>Status</th><th>Since</th><th>Run</th></tr></thead>
 <tbody>${jobs.rows.length === 0 ? html`<tr><td colspan="4" class="muted">No jobs.</td></tr>` : ''}
 ${jobs.rows.map((j) => html`<tr><td class="num"><a href="/datasets/${id}/jobs/${j.job_index}">${j.job_index}</a></td><td>${badge(j.status)}</td><td>${fmtTime(j.status_changed_at)}</td><td>${j.run_id === null ? '' : html`<a href="/runs/${j.run_id}">${j.run_id}</a>`}</td></tr>`)}
 </tbody></table>
-${pager(jobs, `/datasets/${id}`, { job_status: jobStatus, range: range === DEFAULT_SERIES_RANGE ? undefined : range }, 'jobs_page')}`;
+${pager(jobs, `/datasets/${id}`, { job_status: jobStatus, error: errorText, range: rangeParam }, 'jobs_page')}`;
 }
 
-export function datasetPage(ctx: ViewContext, v: DatasetView, jobs: Page<JobListRow>, opts: { jobStatus?: string; range: SeriesRange; why?: GroupWhy }): SafeHtml {
+export function datasetPage(ctx: ViewContext, v: DatasetView, jobs: Page<JobListRow>, opts: { jobStatus?: string; errorText?: string; range: SeriesRange; why?: GroupWhy }): SafeHtml {
   const d = v.dataset;
   const seriesUrl = `/api/datasets/${d.id}/series${queryString({ range: opts.range })}`;
   const rangeLinks = (Object.keys(SERIES_RANGES) as SeriesRange[]).map((r) =>
@@ -108,6 +126,8 @@ export function datasetPage(ctx: ViewContext, v: DatasetView, jobs: Page<JobList
     ['Jobs × tasks', `${fmtInt(d.jobs_submitted)} × ${d.tasks_per_job}`],
     ['Created', fmtTime(d.created_at)],
     ['Updated', html`${fmtTime(d.updated_at)} <span class="muted">(${fmtAge(d.updated_at, ctx.now)})</span>`],
+    ...(v.progress ? progressFacts(v) : []),
+    ['Config', html`<a href="/datasets/${d.id}/config" id="config-view">view</a> · <a href="/datasets/${d.id}/config?download=1" id="config-download">download</a>`],
     ['Config hash', html`<span class="mono">${d.config_hash}</span>`],
   ])}
 ${controls(ctx, v)}
@@ -132,7 +152,7 @@ ${errorsTable(v)}
 ${statsTableHtml(v)}
 <h2>Per site</h2>
 ${sitesTable(v)}
-${jobsTable(v, jobs, opts.jobStatus, opts.range)}
+${jobsTable(v, jobs, opts.jobStatus, opts.range, opts.errorText)}
 <h2>Recent actions</h2>
 <table class="list" id="actions">
 <thead><tr><th>When</th><th>Action</th><th>From</th><th>To</th><th>Who</th><th>Why</th></tr></thead>

@@ -1,8 +1,8 @@
 import {
-  TaskStatus, datasetStats, getDataset,
-  type DatasetDetail, type DbOrTrx, type JobStatus, type StatSummary, type TaskStatus as TaskStatusT,
+  TaskStatus, ValidationError, datasetProgress, datasetStats, getDataset,
+  type DatasetDetail, type DatasetProgress, type DbOrTrx, type JobStatus, type StatSummary, type TaskStatus as TaskStatusT,
 } from '@firn/core';
-import { JOB_STATUSES, MAX_PER_PAGE, PER_PAGE, jobCountsByDataset, num, pageOf, zeroTaskCounts, type Page } from './common';
+import { JOB_STATUSES, MAX_PER_PAGE, PER_PAGE, jobCountsByDataset, likeContains, num, pageOf, zeroTaskCounts, type Page } from './common';
 
 export interface SiteCounts {
   /** Grid name; null for tasks never claimed by a site. */
@@ -125,13 +125,57 @@ export interface JobListRow {
   run_id: number | null;
 }
 
-/** One page of a dataset's jobs by index (stored status; optionally only one status). */
+/** Longest error text the job list filters by (the filter is a LIKE over the tasks in error). */
+export const MAX_ERROR_FILTER = 200;
+
+/**
+ * The job list's `error` filter from the query string: trimmed, 1–200 characters, no control
+ * characters; undefined when absent. Throws a ValidationError naming the parameter otherwise.
+ */
+export function errorFilter(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const t = value.trim();
+  if (t === '') return undefined;
+  if (t.length > MAX_ERROR_FILTER) throw new ValidationError(`error must be at most ${MAX_ERROR_FILTER} characters, got ${t.length}`);
+  if (/[\u0000-\u001f\u007f]/.test(t)) throw new ValidationError('error must not hold control characters');
+  return t;
+}
+
+/** The job list's `job_status` filter: one of the job statuses, or undefined; else a ValidationError. */
+export function jobStatusFilter(value: string | undefined): JobStatus | undefined {
+  if (value === undefined) return undefined;
+  if (!(JOB_STATUSES as string[]).includes(value)) throw new ValidationError(`job_status must be one of ${JOB_STATUSES.join(', ')}, got ${JSON.stringify(value.slice(0, 40))}`);
+  return value as JobStatus;
+}
+
+/**
+ * The text an error group's link filters the job list by: the longest run of the normalised
+ * reason between its folded numbers and ids (`module sim exited with code` of `module sim exited
+ * with code N: memory limit exceeded (rss N MB)`), so the filter finds every task of the group
+ * whatever its numbers. Any N or X may be a folded one (`out_N`), so the text is cut at each; the
+ * filter may also find tasks of another group that shares the text, and misses a task only when
+ * its summary had runs of whitespace inside that text (the reason collapses them).
+ */
+export function errorGroupFilter(reason: string): string {
+  const parts = reason.replace(/…$/, '').split(/[NX|]/).map((p) => p.replace(/^[\s:;,.()=\-]+|[\s:;,=\-]+$/g, '')).filter(Boolean);
+  const best = parts.reduce((a, b) => (b.length > a.length ? b : a), '');
+  return (best || reason).slice(0, MAX_ERROR_FILTER);
+}
+
+const ERROR_STATUSES = [TaskStatus.ERROR, TaskStatus.FAILED];
+
+/**
+ * One page of a dataset's jobs by index (stored status; optionally only one status, and only
+ * the jobs with a task in ERROR or FAILED whose error summary holds `error`, ASCII case
+ * ignored: the (dataset_id, status) index finds those tasks, a parameterised LIKE filters them).
+ */
 export async function jobsPage(
-  db: DbOrTrx, datasetId: number, options: { status?: string; page?: number; perPage?: number; jobCounts?: Record<JobStatus, number> } = {},
+  db: DbOrTrx, datasetId: number, options: { status?: string; error?: string; page?: number; perPage?: number; jobCounts?: Record<JobStatus, number> } = {},
 ): Promise<Page<JobListRow>> {
   const perPage = Math.min(MAX_PER_PAGE, Math.max(1, options.perPage ?? PER_PAGE));
   const page = Math.max(1, options.page ?? 1);
   const status = options.status && (JOB_STATUSES as string[]).includes(options.status) ? options.status : undefined;
+  if (options.error !== undefined) return jobsWithError(db, datasetId, options.error, status, page, perPage);
   const counts = options.jobCounts ?? (await jobCountsByDataset(db, [datasetId])).get(datasetId)!;
   const total = status ? counts[status as JobStatus] : JOB_STATUSES.reduce((a, s) => a + counts[s], 0);
   // Deep pages: the OFFSET is walked in the index alone — (dataset_id, status) or (dataset_id,
@@ -148,6 +192,29 @@ export async function jobsPage(
   return pageOf(
     rows.map((r) => ({ job_index: num(r.job_index), status: String(r.status), status_changed_at: num(r.status_changed_at), run_id: r.run_id === null ? null : num(r.run_id) })),
     total,
+    page,
+    perPage,
+  );
+}
+
+async function jobsWithError(db: DbOrTrx, datasetId: number, error: string, status: string | undefined, page: number, perPage: number): Promise<Page<JobListRow>> {
+  const matching = () => {
+    const q = db('task as t').join('job as j', 'j.id', 't.job_id')
+      .where('t.dataset_id', datasetId).whereIn('t.status', ERROR_STATUSES)
+      .whereRaw(`LOWER(t.error_summary) LIKE ? ESCAPE '!'`, [likeContains(error.toLowerCase())]);
+    if (status) q.andWhere('j.status', status);
+    return q;
+  };
+  const totalRow = (await matching().countDistinct({ n: 't.job_id' }).first()) as { n: number | string } | undefined;
+  const rows = (await matching()
+    .select('j.job_index', 'j.status', 'j.status_changed_at', 'j.run_id')
+    .groupBy('j.id', 'j.job_index', 'j.status', 'j.status_changed_at', 'j.run_id')
+    .orderBy('j.job_index')
+    .limit(perPage)
+    .offset((page - 1) * perPage)) as Array<Record<string, unknown>>;
+  return pageOf(
+    rows.map((r) => ({ job_index: num(r.job_index), status: String(r.status), status_changed_at: num(r.status_changed_at), run_id: r.run_id === null ? null : num(r.run_id) })),
+    num(totalRow?.n ?? 0),
     page,
     perPage,
   );
@@ -196,13 +263,25 @@ export interface DatasetView {
   errors: { groups: ErrorGroup[]; total: number };
   stats: StatRow[];
   actions: HistoryEntry[];
+  /** % complete, last hour's rate and ETA (core datasetProgress), with the texts the page shows. */
+  progress?: ProgressView;
+}
+
+export interface ProgressView extends DatasetProgress {
+  /** What the page shows (and the live summary updates): `60.0%`, `6 tasks/h`, an ISO time, `unknown` or `done`. */
+  text: { percent: string; rate: string; eta: string };
+}
+
+export function progressView(p: DatasetProgress): ProgressView {
+  const eta = p.total > 0 && p.ok >= p.total ? 'done' : p.eta === null ? 'unknown' : p.eta.replace(/\.\d+Z$/, 'Z');
+  return { ...p, text: { percent: `${p.percent.toFixed(1)}%`, rate: `${p.tasks_per_hour.toLocaleString('en-US')} tasks/h`, eta } };
 }
 
 /** Everything the dataset page shows above its job list. */
 export async function datasetView(db: DbOrTrx, datasetId: number): Promise<DatasetView> {
   const dataset = await getDataset(db, datasetId); // first: an unknown dataset is a 404 before any scan starts
-  const [counts, errors, stats, actions] = await Promise.all([
-    datasetCounts(db, datasetId), errorGroups(db, datasetId), statsTable(db, datasetId), datasetActions(db, datasetId),
+  const [counts, errors, stats, actions, progress] = await Promise.all([
+    datasetCounts(db, datasetId), errorGroups(db, datasetId), statsTable(db, datasetId), datasetActions(db, datasetId), datasetProgress(db, datasetId),
   ]);
-  return { dataset, counts, errors, stats, actions };
+  return { dataset, counts, errors, stats, actions, progress: progressView(progress) };
 }

@@ -67,6 +67,26 @@ describe.each(DB_KINDS)('firn-mon output records on %s', (kind) => {
     await expect(client.call('pilot.finish', { ...auth, ok: true })).resolves.toEqual({ status: 'ERROR' });
   });
 
+  test('a restarted mon (its config cache empty) takes a finish with outputs at once: the config is read in the finish\'s own transaction', async () => {
+    const seeded = await seedDataset(db, 1, { config: CONFIG_WITH_OUTPUT });
+    const t = seeded.tasks[0]!;
+    await client.call('pilot.start', { task_id: t.id, passkey: t.passkey });
+    // another mon on the same database, as after a restart: it has read no dataset config yet.
+    // On SQLite (one pooled connection) a config read outside the transaction waited for the
+    // connection the transaction held: every finish timed out and starved the whole process.
+    const fresh = await createMonServer({ db, config: monConfig(tdb.url), heartbeatSeconds: 7 });
+    const c2 = new RpcClient(await fresh.listen(), { timeoutMs: 10_000 });
+    try {
+      const t0 = Date.now();
+      await expect(c2.call('pilot.finish', { task_id: t.id, passkey: t.passkey, ok: true, files: [{ local_name: 'out.dat', ...sums }] }))
+        .resolves.toEqual({ status: 'READYTOCOPY' });
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      c2.close();
+      await fresh.close();
+    }
+  });
+
   test('the derivation is what is stored: a record with only local_name, or with matching url / temp_url, is accepted', async () => {
     const seeded = await seedDataset(db, 2, { config: CONFIG_WITH_OUTPUT });
     const [a, b] = [seeded.tasks[0]!, seeded.tasks[1]!];

@@ -230,9 +230,12 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
   const configs = new ImmutableCache<unknown>(STATIC_CACHE_ENTRIES, STATIC_CACHE_MS);
   const modulesByTask = new ImmutableCache<StartResult['external_modules']>(STATIC_CACHE_ENTRIES, STATIC_CACHE_MS);
 
-  const datasetConfig = (datasetId: number) =>
+  // `q`: the caller's transaction when there is one — on SQLite the pool has one connection, and
+  // a read through `db` inside a transaction would wait for it forever (pilot.finish after a
+  // restart of mon, its cache empty, starved every other caller)
+  const datasetConfig = (datasetId: number, q: Db | Trx = db) =>
     configs.get(String(datasetId), async () => {
-      const row = (await db('dataset').select('config').where({ id: datasetId }).first()) as { config: string | null } | undefined;
+      const row = (await q('dataset').select('config').where({ id: datasetId }).first()) as { config: string | null } | undefined;
       // an unknown dataset is not cached (its start will have failed anyway)
       return { value: parseJson(row?.config, {}), keep: row !== undefined };
     });
@@ -388,7 +391,7 @@ export function createPilotMethods(o: PilotMethodsOptions): Record<string, RpcMe
 
   /** The outputs a task declares, with their locations as the server derives them. */
   async function taskOutputs(trx: Trx, task: TaskRow): Promise<Map<string, DeclaredOutput>> {
-    const config = (await datasetConfig(task.dataset_id)) as DatasetConfig;
+    const config = (await datasetConfig(task.dataset_id, trx)) as DatasetConfig;
     const taskConfig = findTaskConfig(config, task.name, Number(task.task_index));
     if (!taskConfig || !(taskConfig.data ?? []).some((d) => d?.movement === 'output' || d?.movement === 'both')) return new Map();
     const job = (await trx('job as j').join('dataset as d', 'd.id', 'j.dataset_id')

@@ -5,13 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { RpcClient, createUser } from '@firn/core';
-import { main } from '@firn/client';
 import { startTray, type Tray } from '@firn/tray';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import { tmpDir, trayConfig } from '../tray/helpers';
 import { insertDataset } from '../dh/fixtures';
+import { runFirn } from '../helpers/cli';
 
 describe.each(DB_KINDS)('grid.holes / grid.clear_hole on %s', (kind) => {
   let t: TestDb;
@@ -22,16 +21,7 @@ describe.each(DB_KINDS)('grid.holes / grid.clear_hole on %s', (kind) => {
   const until = Date.now() + 3600_000;
 
   const firn = async (argv: string[], input = '') => {
-    const stdin = new PassThrough();
-    stdin.end(input);
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => (out += d.toString()));
-    stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await main(argv, { stdin, stdout, stderr, env });
-    return { code, out, err };
+    return runFirn(argv, env, input);
   };
   const login = async (username: string, password: string) => {
     const c = new RpcClient(tray.url);

@@ -2,8 +2,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { main } from '@firn/client';
+import { runFirn } from '../helpers/cli';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const DAG = path.join(ROOT, 'examples', 'datasets', 'dag-gpu.json');
@@ -12,16 +11,7 @@ export interface Run { code: number; out: string; err: string }
 
 /** `firn …` in this process with its own streams and environment. */
 export async function firn(argv: string[], env: Record<string, string | undefined> = process.env): Promise<Run> {
-  const stdin = new PassThrough();
-  stdin.end('');
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await main(argv, { stdin, stdout, stderr, env });
-  return { code, out, err };
+  return runFirn(argv, env);
 }
 
 /** examples/datasets/README.md: the summed statistics of dag-gpu.json over N jobs (indices 0 … N−1). */

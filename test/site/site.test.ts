@@ -11,14 +11,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { RpcClient, createUser, loadConfig } from '@firn/core';
-import { main } from '@firn/client';
 import { startMon, type RunningMon } from '@firn/mon';
 import { startTray, type Tray } from '@firn/tray';
 import { createTestDb, missingService, waitUntil, type TestDb } from '../helpers/db';
 import { portOpen } from '../pilot/http-file-server';
 import { serviceEnv } from '../queue/support/harness';
+import { runFirn } from '../helpers/cli';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ssh = serviceEnv('ssh');
@@ -68,16 +67,7 @@ describe('firn site against a real sshd (firnsite@127.0.0.1 as the site)', () =>
   let ready = false;
 
   const firn = async (argv: string[], input = ''): Promise<Run> => {
-    const stdin = new PassThrough();
-    stdin.end(input);
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => (out += d.toString()));
-    stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await main(argv, { stdin, stdout, stderr, env });
-    return { code, out, err };
+    return runFirn(argv, env, input);
   };
   const gridRow = async () => (await t.db('grid').where({ name }).first()) as { id: number; plugin: string; status: string; last_seen_at: number | null } | undefined;
   const remotePid = (): number | null => {

@@ -7,12 +7,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { createUser } from '@firn/core';
-import { main } from '@firn/client';
 import { startTray, type Tray } from '@firn/tray';
 import { createTestDb, DB_KINDS, waitUntil, type TestDb } from '../helpers/db';
 import { ROOT, makeCert, tmpDir, trayConfig } from './helpers';
+import { runFirn } from '../helpers/cli';
 
 const FIRN_BIN = path.join(ROOT, 'packages', 'client', 'bin', 'firn');
 
@@ -21,16 +20,7 @@ interface Run { code: number; out: string; err: string }
 const example = (n: string) => path.join(ROOT, 'examples', 'datasets', `${n}.json`);
 
 async function firnIn(env: Record<string, string>, argv: string[], input = ''): Promise<Run> {
-  const stdin = new PassThrough();
-  stdin.end(input);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await main(argv, { stdin, stdout, stderr, env });
-  return { code, out, err };
+  return runFirn(argv, env, input);
 }
 
 describe.each(DB_KINDS)('CLI fixes against firn-tray on %s', (kind) => {

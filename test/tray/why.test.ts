@@ -7,12 +7,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { RpcClient, RpcError, createUser, type GroupWhy, type TaskWhy } from '@firn/core';
-import { main } from '@firn/client';
 import { startTray, type Tray } from '@firn/tray';
 import { createTestDb, DB_KINDS, type TestDb } from '../helpers/db';
 import { ROOT, tmpDir, trayConfig } from './helpers';
+import { runFirn } from '../helpers/cli';
 
 const DAG = path.join(ROOT, 'examples', 'datasets', 'dag-gpu.json');
 
@@ -25,16 +24,7 @@ describe.each(DB_KINDS)('why and submit warnings on %s', (kind) => {
   let viewer: RpcClient;
 
   const firn = async (argv: string[], input = '') => {
-    const stdin = new PassThrough();
-    stdin.end(input);
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => (out += d.toString()));
-    stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await main(argv, { stdin, stdout, stderr, env });
-    return { code, out, err };
+    return runFirn(argv, env, input);
   };
   const login = async (username: string, password: string) => {
     const c = new RpcClient(tray.url);

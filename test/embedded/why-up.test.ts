@@ -10,11 +10,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { chromium, type Browser } from 'playwright-core';
 import { openDb, type Db } from '@firn/core';
-import { main } from '@firn/client';
 import { missingService, waitUntil } from '../helpers/db';
+import { runFirn } from '../helpers/cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const FIRN = path.join(ROOT, 'packages', 'client', 'bin', 'firn');
@@ -43,15 +42,9 @@ let monPort: number;
 const env: Record<string, string> = {};
 
 const firn = async (argv: string[], input = '') => {
-  const stdin = new PassThrough();
-  stdin.end(input);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await main(argv, { stdin, stdout, stderr, env });
-  return { code, out };
+  // stdout and stderr together: the reasons may come on either
+  const r = await runFirn(argv, env, input);
+  return { code: r.code, out: r.out + r.err };
 };
 
 beforeAll(async () => {

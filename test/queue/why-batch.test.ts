@@ -11,16 +11,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { spawnSync } from 'node:child_process';
 import { createUser, loadConfig, nullLogger, type TaskWhy } from '@firn/core';
-import { main } from '@firn/client';
 import { openQueueDaemon, type QueueDaemon } from '@firn/queue';
 import { startTray, type Tray } from '@firn/tray';
 import { createTestDb, waitUntil, type TestDb } from '../helpers/db';
 import { randomTaskIdBase, serviceEnv, startService } from './support/harness';
 import { seedDataset } from './support/seed';
 import { trayConfig } from '../tray/helpers';
+import { runFirn } from '../helpers/cli';
 
 let available = true;
 let sgeAvailable = true;
@@ -32,15 +31,9 @@ const batchIds: string[] = [];
 const sgeIds: string[] = [];
 
 const firn = async (argv: string[], env: Record<string, string>, input = '') => {
-  const stdin = new PassThrough();
-  stdin.end(input);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await main(argv, { stdin, stdout, stderr, env });
-  return { code, out };
+  // stdout and stderr together: the reasons may come on either
+  const r = await runFirn(argv, env, input);
+  return { code: r.code, out: r.out + r.err };
 };
 
 beforeAll(async () => {
